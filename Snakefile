@@ -1,0 +1,33 @@
+# etcbench: CIFAR-10 -> keys -> encrypted test sets -> JPEG -> training -> evaluation -> report.
+# Every rule calls the etcbench CLI; the grid comes from config/config.yaml (validated by the schema).
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, schema="workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/encrypt.smk"
+include: "workflow/rules/jpeg.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    input:
+        report_outputs(),
+    default_target: True

@@ -1,0 +1,32 @@
+"""Keyed block-wise image ciphers behind one registry.
+
+    >>> from etcbench import ciphers
+    >>> scheme = ciphers.create("etc", block_size=16)
+    >>> key = scheme.generate_key(seed=1234, image_size=(224, 224))
+
+``scheme.encrypt(x, key)`` / ``scheme.decrypt(y, key)`` take numpy ``(N, H, W, 3)`` or torch ``(N, 3, H, W)``
+images (uint8, or float in [0, 1]) on any device and give identical results for both.
+"""
+
+from __future__ import annotations
+
+from . import etc, plain  # noqa: F401  (register the schemes)
+from .base import GatherScheme, Scheme
+from .blocks import from_blocks, to_blocks
+from .keys import Key, load_key, save_key
+from .plan import GatherPlan
+from .registry import available, create, register_scheme
+
+__all__ = [
+    "GatherPlan",
+    "GatherScheme",
+    "Key",
+    "Scheme",
+    "available",
+    "create",
+    "from_blocks",
+    "load_key",
+    "register_scheme",
+    "save_key",
+    "to_blocks",
+]

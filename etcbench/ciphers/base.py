@@ -1,0 +1,133 @@
+"""The scheme interface shared by every cipher, and the gather-based base class.
+
+Key *generation* (:meth:`Scheme.generate_key`) is the only random step; :meth:`Scheme.encrypt` and
+:meth:`Scheme.decrypt` are pure, deterministic functions of the images and the key.
+
+Accepted images (the same rule for every scheme):
+    * numpy ``(N, H, W, 3)`` or ``(H, W, 3)``, channels last;
+    * torch ``(N, 3, H, W)`` or ``(3, H, W)``, channels first, on any device;
+    * dtype uint8, or floating point in [0, 1] (float results equal the uint8 result / 255, up to rounding).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from .blocks import check_block_grid
+from .keys import Key
+from .plan import GatherPlan, is_torch
+
+__all__ = ["Scheme", "GatherScheme", "image_hw"]
+
+Subsampling = Literal["444", "420", "gray"]
+
+
+def image_hw(x: Any) -> tuple[int, int, bool]:
+    """Return ``(H, W, batched)`` of an image batch after checking its layout and dtype."""
+    torch_input = is_torch(x)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"expected an image batch with 3 or 4 dimensions, got shape {tuple(x.shape)}")
+    batched = x.ndim == 4
+    shape = tuple(x.shape[1:] if batched else x.shape)
+    channels, h, w = (shape[0], shape[1], shape[2]) if torch_input else (shape[2], shape[0], shape[1])
+    if channels != 3:
+        layout = "(N, 3, H, W) torch" if torch_input else "(N, H, W, 3) numpy"
+        raise ValueError(f"expected {layout} images with 3 colour channels, got shape {tuple(x.shape)}")
+    if torch_input:
+        import torch
+
+        ok = x.dtype == torch.uint8 or x.is_floating_point()
+    else:
+        ok = x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating)
+    if not ok:
+        raise ValueError(f"expected uint8 or floating-point images in [0, 1], got dtype {x.dtype}")
+    return h, w, batched
+
+
+class Scheme:
+    """Base class: a named block-wise image cipher with options fixed at construction."""
+
+    name: ClassVar[str] = ""
+    invertible: ClassVar[bool] = True
+
+    def __init__(self, block_size: int) -> None:
+        if not isinstance(block_size, (int, np.integer)) or block_size < 1:
+            raise ValueError(f"block size must be a positive integer, got {block_size!r}")
+        self.block_size = int(block_size)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The scheme's options as stored in its keys (override in subclasses)."""
+        return {}
+
+    def generate_key(self, seed: int, image_size: tuple[int, int]) -> Key:
+        h, w = (int(s) for s in image_size)
+        check_block_grid(h, w, self.block_size)
+        ss = np.random.SeedSequence(int(seed))
+        return Key(self.name, self.block_size, (h, w), dict(self.options), self._draw(ss, h, w))
+
+    def _draw(self, seed_seq: np.random.SeedSequence, height: int, width: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def encrypt(self, x: Any, key: Key) -> Any:
+        raise NotImplementedError
+
+    def decrypt(self, x: Any, key: Key) -> Any:
+        raise NotImplementedError
+
+    def jpeg_aligned(self, subsampling: Subsampling) -> bool:
+        """Whether every block is a union of whole JPEG coding units for this chroma subsampling."""
+        unit = 16 if subsampling == "420" else 8
+        return self.block_size % unit == 0
+
+    def check_key(self, key: Key, height: int, width: int) -> None:
+        if key.scheme != self.name or key.block_size != self.block_size or dict(key.options) != self.options:
+            raise ValueError(
+                f"key {key.key_id} was made for scheme {key.scheme!r} (block {key.block_size}, {key.options}), "
+                f"not for {self.name!r} (block {self.block_size}, {self.options})"
+            )
+        if (height, width) != tuple(key.image_size):
+            kh, kw = key.image_size
+            raise ValueError(f"images are {height}x{width} but key {key.key_id} was generated for {kh}x{kw}")
+
+    def extra_repr(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"block_size={self.block_size}" + (f", {opts}" if opts else "")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class GatherScheme(Scheme):
+    """A scheme whose encryption is a fixed gather plus negative-positive mask (see :mod:`.plan`)."""
+
+    def __init__(self, block_size: int) -> None:
+        super().__init__(block_size)
+        self._plans: dict[str, GatherPlan] = {}
+
+    def build_plan(self, key: Key) -> GatherPlan:
+        raise NotImplementedError
+
+    def plan(self, key: Key) -> GatherPlan:
+        fp = key.fingerprint
+        if fp not in self._plans:
+            if len(self._plans) > 8:
+                self._plans.clear()
+            self._plans[fp] = self.build_plan(key)
+        return self._plans[fp]
+
+    def _run(self, x: Any, key: Key, inverse: bool) -> Any:
+        h, w, batched = image_hw(x)
+        self.check_key(key, h, w)
+        plan = self.plan(key)
+        plan = plan.inverse() if inverse else plan
+        y = plan.apply(x if batched else x[None])
+        return y if batched else y[0]
+
+    def encrypt(self, x: Any, key: Key) -> Any:
+        return self._run(x, key, inverse=False)
+
+    def decrypt(self, x: Any, key: Key) -> Any:
+        return self._run(x, key, inverse=True)

@@ -1,0 +1,135 @@
+"""Gather plans: a key compiled into one index gather plus one negative-positive mask.
+
+Every step of a block-wise EtC cipher (block scrambling, per-block rotation and flip, channel permutation)
+moves values without changing them, and negative-positive transformation inverts values in place. So one
+keyed encryption of an ``H x W x C`` image is exactly
+
+    y[j] = x[perm[j]]  XOR  (255 if mask[j] else 0)        (uint8; float: 1 - v where mask)
+
+over the flattened image. A :class:`GatherPlan` holds ``perm`` and ``mask`` once per key and image size and
+applies them to a whole batch with a single vectorised gather, on numpy arrays (channels last) or torch
+tensors (channels first, any device). Decryption is the inverse plan.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["GatherPlan", "is_torch"]
+
+_POOL: ThreadPoolExecutor | None = None
+_CHUNK = 32  # images per gather task on the CPU: large enough to amortise overhead, small enough to stay in cache
+
+
+def is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        import os
+
+        _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, len(os.sched_getaffinity(0)))))
+    return _POOL
+
+
+@dataclass(frozen=True, eq=False)
+class GatherPlan:
+    """``y = x[..., perm] ^ mask`` over images flattened in ``(H, W, C)`` order.
+
+    Args:
+        perm: int64 ``(L,)``; output element ``j`` takes input element ``perm[j]``. Need not be a permutation
+            (a lossy legacy mode can repeat sources), but then the plan has no inverse.
+        mask: bool ``(L,)``; output elements to negative-positive transform.
+        shape: the ``(H, W, C)`` image shape the plan was built for.
+    """
+
+    perm: np.ndarray
+    mask: np.ndarray
+    shape: tuple[int, int, int]
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def bijective(self) -> bool:
+        return bool(np.array_equal(np.sort(self.perm), np.arange(self.perm.size)))
+
+    def inverse(self) -> GatherPlan:
+        """The plan that undoes this one: ``x[i] = y[inv[i]] ^ mask[inv[i]]``."""
+        if "inverse" not in self._cache:
+            if not self.bijective:
+                raise ValueError("this cipher configuration is not a bijection, so it cannot be inverted")
+            inv = np.empty_like(self.perm)
+            inv[self.perm] = np.arange(self.perm.size, dtype=self.perm.dtype)
+            self._cache["inverse"] = GatherPlan(inv, self.mask[inv], self.shape)
+        return self._cache["inverse"]
+
+    def apply(self, x: Any) -> Any:
+        """Apply the plan to ``(N, H, W, C)`` numpy or ``(N, C, H, W)`` torch images (uint8, or float in [0, 1])."""
+        return self._apply_torch(x) if is_torch(x) else self._apply_numpy(x)
+
+    # numpy: channels last ------------------------------------------------------------------------------------
+    def _apply_numpy(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        flat = np.ascontiguousarray(x).reshape(n, -1)
+        out = np.empty_like(flat)
+        chunks = [slice(i, min(i + _CHUNK, n)) for i in range(0, n, _CHUNK)]
+        if len(chunks) > 1:
+            list(_pool().map(lambda s: self._gather_numpy(flat[s], out[s]), chunks))
+        elif chunks:
+            self._gather_numpy(flat, out)
+        return out.reshape(x.shape)
+
+    def _gather_numpy(self, src: np.ndarray, dst: np.ndarray) -> None:
+        np.take(src, self.perm, axis=1, out=dst)
+        if not self.mask.any():
+            return
+        if dst.dtype == np.uint8:
+            np.bitwise_xor(dst, self._mask_u8, out=dst)
+        else:
+            dst[:, self.mask] = 1 - dst[:, self.mask]
+
+    @property
+    def _mask_u8(self) -> np.ndarray:
+        if "mask_u8" not in self._cache:
+            self._cache["mask_u8"] = self.mask.astype(np.uint8) * np.uint8(255)
+        return self._cache["mask_u8"]
+
+    # torch: channels first -------------------------------------------------------------------------------------
+    def _torch_plan(self, device: Any) -> tuple[Any, Any, Any]:
+        """The same plan re-indexed for ``(C, H, W)`` flattening, as tensors on ``device`` (cached)."""
+        key = ("torch", str(device))
+        if key not in self._cache:
+            import torch
+
+            h, w, c = self.shape
+            # position in (C, H, W) order of each element of the (H, W, C) order
+            to_chw = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+            perm_chw = np.empty_like(self.perm)
+            perm_chw[to_chw] = to_chw[self.perm]
+            mask_chw = np.empty_like(self.mask)
+            mask_chw[to_chw] = self.mask
+            self._cache[key] = (
+                torch.from_numpy(perm_chw).to(device),
+                torch.from_numpy(mask_chw).to(device),
+                torch.from_numpy(mask_chw.astype(np.uint8) * np.uint8(255)).to(device),
+            )
+        return self._cache[key]
+
+    def _apply_torch(self, x: Any) -> Any:
+        import torch
+
+        perm, mask, mask_u8 = self._torch_plan(x.device)
+        n = x.shape[0]
+        flat = x.reshape(n, -1)
+        out = torch.gather(flat, 1, perm.expand(n, -1))
+        if self.mask.any():
+            if out.dtype == torch.uint8:
+                out.bitwise_xor_(mask_u8)
+            else:
+                out = torch.where(mask, 1 - out, out)
+        return out.reshape(x.shape)

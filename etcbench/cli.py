@@ -1,0 +1,265 @@
+"""Command line: ``etcbench <stage> ...`` (also ``python -m etcbench``), one subcommand per workflow stage.
+
+Every stage reads its inputs from files named on the command line and writes its outputs atomically; a bad
+input ends the stage with one line on stderr naming the problem, exit status 2, and no output left behind.
+Heavy libraries (torch, timm) are imported only by the stages that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import EtcbenchError
+
+log = logging.getLogger("etcbench")
+
+
+def _json_arg(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# stages -----------------------------------------------------------------------------------------------------------
+def cmd_prepare(a: argparse.Namespace) -> None:
+    from .data import cifar
+
+    archive = cifar.resolve_archive(a.archive, Path(a.cache_dir))
+    cifar.prepare(archive, Path(a.out), Path(a.info), a.train_size, a.val_size, a.test_size, a.seed)
+
+
+def cmd_keygen(a: argparse.Namespace) -> None:
+    from . import ciphers
+    from .io import write_json
+
+    scheme = ciphers.create(a.scheme, block_size=a.block_size, **a.options)
+    key = scheme.generate_key(seed=a.seed, image_size=(a.image_size, a.image_size))
+    ciphers.save_key(key, a.out)
+    write_json(a.info, {"scheme": key.scheme, "block_size": key.block_size, "image_size": list(key.image_size),
+                        "options": key.options, "key_fingerprint": key.fingerprint})
+    log.info("key %s for %r written to %s (mode 0600)", key.key_id, a.scheme, a.out)
+
+
+def cmd_encrypt(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from . import ciphers
+    from .data.transforms import resize_numpy
+    from .io import load_npz, save_npz
+
+    key = ciphers.load_key(a.key)
+    scheme = ciphers.create(key.scheme, key.block_size, **key.options)
+    data = load_npz(a.data)
+    if f"{a.split}_x" not in data:
+        raise EtcbenchError(f"{a.data} has no split {a.split!r}")
+    x = resize_numpy(data[f"{a.split}_x"], a.image_size, a.interpolation)
+    y = scheme.encrypt(x, key)
+    save_npz(a.out, x=y, y=data[f"{a.split}_y"], key_fingerprint=np.array(key.fingerprint),
+             scheme=np.array(key.scheme))
+    log.info("%d %s images encrypted with %s key %s", len(y), a.split, key.scheme, key.key_id)
+
+
+def cmd_compress(a: argparse.Namespace) -> None:
+    import numpy as np
+
+    from . import ciphers, jpeg
+    from .io import load_npz, save_npz, write_json
+    from .manifest import manifest
+    from .metrics import psnr_per_image
+
+    started = time.time()
+    key = ciphers.load_key(a.key)
+    scheme = ciphers.create(key.scheme, key.block_size, **key.options)
+    enc, plain = load_npz(a.images), load_npz(a.plain)
+    if str(enc["key_fingerprint"]) != key.fingerprint:
+        raise EtcbenchError(f"{a.images} was not encrypted with key {a.key}")
+    if enc["x"].shape != plain["x"].shape:
+        raise EtcbenchError(f"{a.images} and {a.plain} hold images of different shapes")
+    decoded, nbytes = jpeg.roundtrip(enc["x"], a.quality, a.subsampling, a.workers)
+    h, w = decoded.shape[1:3]
+    bpp = jpeg.bits_per_pixel(nbytes, h, w)
+    psnr = psnr_per_image(plain["x"], scheme.decrypt(decoded, key))
+    record = {"dataset": a.dataset, "image_size": int(h), "block_size": key.block_size, "scheme": key.scheme,
+              "jpeg_quality": a.quality, "subsampling": a.subsampling, "bpp": float(bpp.mean()),
+              "bpp_std": float(bpp.std()), "psnr": float(psnr.mean()), "psnr_std": float(psnr.std()),
+              "n_images": int(len(decoded)), "jpeg_aligned": scheme.jpeg_aligned(a.subsampling),
+              "key_fingerprint": key.fingerprint}
+    save_npz(a.out_images, x=decoded, y=enc["y"], key_fingerprint=enc["key_fingerprint"],
+             jpeg_quality=np.array(a.quality), subsampling=np.array(a.subsampling))
+    write_json(a.out_metrics, {"record": record, "manifest": manifest("compress", started, time.time(),
+                                                                     encoder=jpeg.libjpeg_version())})
+    log.info("%s q%d %s: %.3f bpp, PSNR %.2f dB", key.scheme, a.quality, a.subsampling, record["bpp"], record["psnr"])
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    _set_threads(a.threads)
+    from .train import Recipe, train_model
+
+    pretrained: bool | str = {"true": True, "false": False}.get(str(a.pretrained).lower(), a.pretrained)
+    train_model(data_path=Path(a.data), key_path=Path(a.key), test_path=Path(a.test), model_name=a.model,
+                model_options=a.model_options, recipe=Recipe.from_dict(a.recipe), seed=a.seed, image_size=a.image_size,
+                interpolation=a.interpolation, out_model=Path(a.out_model), out_metrics=Path(a.out_metrics),
+                state_dir=Path(a.state_dir), pretrained=pretrained, device=a.device, progress=not a.no_progress,
+                dataset=a.dataset)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    _set_threads(a.threads)
+    from .evaluate import evaluate_arrays, load_trained_model
+    from .io import load_npz, write_json
+    from .manifest import manifest
+    from .seeding import select_device
+
+    started = time.time()
+    dev = select_device(a.device)
+    model, ckpt = load_trained_model(Path(a.model_file), dev)
+    base = ckpt["record"]
+    records = []
+    for path in [a.test, *a.jpeg]:
+        data = load_npz(path)
+        if str(data["key_fingerprint"]) != ckpt["key_fingerprint"]:
+            raise EtcbenchError(f"{path} was encrypted with another key than the one model {a.model_file} was trained on")
+        top1, loss = evaluate_arrays(model, data["x"], data["y"], dev, a.batch_size)
+        quality = int(data["jpeg_quality"]) if "jpeg_quality" in data else None
+        records.append({**base, "jpeg_quality": quality, "subsampling": str(data["subsampling"]) if quality else "none",
+                        "top1": top1, "loss": loss, "n_test": int(len(data["y"]))})
+        log.info("%s/%s q=%s %s: top-1 %.4f", base["model"], base["scheme"], quality, records[-1]["subsampling"], top1)
+    write_json(a.out, {"records": records, "manifest": manifest("evaluate", started, time.time(), dev)})
+
+
+def cmd_report(a: argparse.Namespace) -> None:
+    from .report.build import build_report
+
+    build_report(accuracy=[Path(p) for p in a.accuracy], compression=[Path(p) for p in a.compression],
+                 plain=Path(a.plain) if a.plain else None, examples=a.examples, num_examples=a.num_examples,
+                 out_dir=Path(a.out_dir))
+
+
+# parser -----------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="etcbench", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    def stage(name: str, fn: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=fn)
+        return sp
+
+    s = stage("prepare", cmd_prepare, "Read CIFAR-10, verify its content digest, write the train/val/test splits.")
+    s.add_argument("--archive", help="local cifar-10-python.tar.gz (default: $ETCBENCH_CIFAR10_ARCHIVE, else download)")
+    s.add_argument("--cache-dir", default="results/data/download", help="where a downloaded archive is kept")
+    s.add_argument("--train-size", type=int, required=True)
+    s.add_argument("--val-size", type=int, required=True)
+    s.add_argument("--test-size", type=int, required=True)
+    s.add_argument("--seed", type=int, default=0, help="split seed")
+    s.add_argument("--out", required=True, help="output .npz with the split arrays")
+    s.add_argument("--info", required=True, help="output .json with digests and sizes")
+
+    s = stage("keygen", cmd_keygen, "Generate a scheme's secret key from a seed (key file mode 0600).")
+    s.add_argument("--scheme", required=True)
+    s.add_argument("--block-size", type=int, required=True)
+    s.add_argument("--image-size", type=int, required=True)
+    s.add_argument("--seed", type=int, required=True, help="key seed (secret: it regenerates the key)")
+    s.add_argument("--options", type=_json_arg, default={}, help="scheme options as a JSON object")
+    s.add_argument("--out", required=True, help="key file (.npz)")
+    s.add_argument("--info", required=True, help="public key info (.json): scheme, options, fingerprint")
+
+    s = stage("encrypt", cmd_encrypt, "Resize a split to the model input size and encrypt it with a key.")
+    s.add_argument("--data", required=True)
+    s.add_argument("--key", required=True)
+    s.add_argument("--split", default="test", choices=["train", "val", "test"])
+    s.add_argument("--image-size", type=int, required=True)
+    s.add_argument("--interpolation", default="bicubic", choices=["nearest", "bilinear", "bicubic"])
+    s.add_argument("--out", required=True)
+
+    s = stage("compress", cmd_compress, "JPEG-encode encrypted images; record bpp and PSNR after decryption.")
+    s.add_argument("--images", required=True, help="encrypted image set (.npz from 'encrypt')")
+    s.add_argument("--plain", required=True, help="the same images unencrypted (the 'plain' scheme's set)")
+    s.add_argument("--key", required=True)
+    s.add_argument("--quality", type=int, required=True)
+    s.add_argument("--subsampling", choices=["444", "420"], required=True)
+    s.add_argument("--workers", type=int, default=None, help="encoder threads (default: all cores)")
+    s.add_argument("--dataset", default="cifar10")
+    s.add_argument("--out-images", required=True)
+    s.add_argument("--out-metrics", required=True)
+
+    s = stage("train", cmd_train, "Train a model on images encrypted batch by batch with a fixed key.")
+    s.add_argument("--data", required=True, help="split arrays from 'prepare'")
+    s.add_argument("--key", required=True)
+    s.add_argument("--test", required=True, help="encrypted test set from 'encrypt'")
+    s.add_argument("--model", required=True, choices=["vit", "convmixer", "resnet18"])
+    s.add_argument("--model-options", type=_json_arg, default={})
+    s.add_argument("--recipe", type=_json_arg, default={}, help="training settings as a JSON object")
+    s.add_argument("--pretrained", default="false", help="false, true (timm hub) or a local checkpoint path")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--image-size", type=int, required=True)
+    s.add_argument("--interpolation", default="bicubic", choices=["nearest", "bilinear", "bicubic"])
+    s.add_argument("--dataset", default="cifar10")
+    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--state-dir", required=True, help="resumable state (not an output)")
+    s.add_argument("--out-model", required=True)
+    s.add_argument("--out-metrics", required=True)
+
+    s = stage("evaluate", cmd_evaluate, "Top-1 of a trained model on its test set and every JPEG version of it.")
+    s.add_argument("--model-file", required=True)
+    s.add_argument("--test", required=True, help="uncompressed encrypted test set")
+    s.add_argument("--jpeg", nargs="*", default=[], help="JPEG-decoded test sets from 'compress'")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--out", required=True)
+
+    s = stage("report", cmd_report, "Tables (CSV, Markdown, LaTeX) and figures (PNG, PDF) from the result records.")
+    s.add_argument("--accuracy", nargs="+", required=True, help="records from 'evaluate'")
+    s.add_argument("--compression", nargs="*", default=[], help="records from 'compress'")
+    s.add_argument("--plain", help="plain test set for the example figure")
+    s.add_argument("--examples", nargs="*", default=[], metavar="SCHEME=IMAGES.npz=KEY.npz",
+                   help="encrypted set and key per scheme for the example figure")
+    s.add_argument("--num-examples", type=int, default=6)
+    s.add_argument("--out-dir", required=True)
+    return p
+
+
+def _outputs(a: argparse.Namespace) -> list[Path]:
+    return [Path(v) for k, v in vars(a).items() if (k == "out" or k.startswith("out_") or k == "info") and v]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    started = time.time()
+    try:
+        args.func(args)
+    except (EtcbenchError, ValueError, FileNotFoundError, PermissionError, KeyError) as exc:
+        # no partial output: remove whatever this invocation wrote before failing
+        for path in _outputs(args):
+            if path.is_file() and path.stat().st_mtime >= started - 1:
+                path.unlink()
+        msg = str(exc) if not isinstance(exc, KeyError) else f"missing entry {exc}"
+        print(f"etcbench {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    return 0

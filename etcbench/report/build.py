@@ -1,0 +1,61 @@
+"""Assemble the report: tables and figures from the result records, never edited by hand."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .. import ciphers
+from ..errors import EtcbenchError
+from ..io import load_npz, read_json
+from . import figures, tables
+
+__all__ = ["build_report"]
+
+log = logging.getLogger(__name__)
+
+
+def _load_examples(plain: Path, specs: list[str], k: int) -> dict[str, dict[str, np.ndarray]]:
+    reference = load_npz(plain)["x"][:k]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for spec in specs:
+        try:
+            name, images, key_path = spec.split("=")
+        except ValueError:
+            raise EtcbenchError(f"example spec {spec!r} is not SCHEME=IMAGES.npz=KEY.npz") from None
+        key = ciphers.load_key(key_path)
+        scheme = ciphers.create(key.scheme, key.block_size, **key.options)
+        encrypted = load_npz(images)["x"][:k]
+        out[name] = {"plain": reference, "encrypted": encrypted, "decrypted": scheme.decrypt(encrypted, key)}
+    return out
+
+
+def build_report(
+        *,
+        accuracy: list[Path],
+        compression: list[Path],
+        out_dir: Path,
+        plain: Path | None = None,
+        examples: list[str] | None = None,
+        num_examples: int = 6,
+) -> list[Path]:
+    """Write ``accuracy``, ``summary`` and ``compression`` tables and the figures under ``out_dir``."""
+    records = [r for p in accuracy for r in read_json(p)["records"]]
+    acc = tables.accuracy_table(records)
+    written = tables.write_table(acc, out_dir / "accuracy", "Top-1 accuracy per model, scheme, JPEG setting and seed")
+    written += tables.write_table(tables.accuracy_summary(acc), out_dir / "summary",
+                                  "Top-1 (%) on uncompressed test images, mean and std over seeds")
+    fig_dir = out_dir / "figures"
+    written += figures.plot_top1_by_model_scheme(acc, fig_dir / "top1_by_model_scheme")
+    written += figures.plot_top1_vs_quality(acc, fig_dir / "top1_vs_jpeg_quality")
+    if compression:
+        comp = tables.compression_table([read_json(p)["record"] for p in compression])
+        written += tables.write_table(comp, out_dir / "compression",
+                                      "JPEG bits per pixel and PSNR after decryption against the plain image")
+        written += figures.plot_rate_distortion(comp, fig_dir / "jpeg_bpp_psnr")
+    if plain is not None and examples:
+        written += figures.plot_examples(_load_examples(plain, examples, num_examples), fig_dir / "examples")
+    log.info("report: %d files in %s", len(written), out_dir)
+    return written

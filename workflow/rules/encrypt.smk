@@ -1,0 +1,37 @@
+rule make_key:
+    output:
+        key="results/keys/{setting}/{scheme}.key.npz",
+        info="results/keys/{setting}/{scheme}.json",
+    params:
+        size=image_size,
+        block=block_size,
+        seed=config["key_seed"],
+        options=scheme_options,
+    log:
+        "results/logs/make_key/{setting}-{scheme}.log",
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "python -m etcbench keygen --scheme {wildcards.scheme} --block-size {params.block} "
+        "--image-size {params.size} --seed {params.seed} --options {params.options:q} "
+        "--out {output.key} --info {output.info} 2> {log}"
+
+
+rule encrypt_test:
+    input:
+        data=DATA,
+        key="results/keys/{setting}/{scheme}.key.npz",
+    output:
+        "results/encrypted/{setting}/{scheme}/test.npz",
+    params:
+        size=image_size,
+        interpolation=config["dataset"]["interpolation"],
+    log:
+        "results/logs/encrypt_test/{setting}-{scheme}.log",
+    benchmark:
+        "results/benchmarks/encrypt_test/{setting}-{scheme}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m etcbench encrypt --data {input.data} --key {input.key} --split test "
+        "--image-size {params.size} --interpolation {params.interpolation} --out {output} 2> {log}"

@@ -1,0 +1,72 @@
+localrules:
+    make_report,
+
+
+rule make_report:
+    input:
+        accuracy=accuracy_records(),
+        compression=compression_records(),
+        plain=f"results/encrypted/{SETTING}/plain/test.npz",
+        encrypted=expand(
+            "results/encrypted/{setting}/{scheme}/test.npz",
+            setting=SETTING,
+            scheme=config["schemes"],
+        ),
+        key_files=expand(
+            "results/keys/{setting}/{scheme}.key.npz",
+            setting=SETTING,
+            scheme=config["schemes"],
+        ),
+    output:
+        tables=expand(
+            "results/report/{table}.{ext}",
+            table=REPORT_TABLES,
+            ext=["md", "tex"],
+        ),
+        accuracy=report(
+            "results/report/accuracy.csv",
+            caption="../report/accuracy.rst",
+            category="Accuracy",
+        ),
+        summary=report(
+            "results/report/summary.csv",
+            caption="../report/summary.rst",
+            category="Accuracy",
+        ),
+        compression=report(
+            "results/report/compression.csv",
+            caption="../report/compression.rst",
+            category="JPEG",
+        ),
+        top1=report(
+            "results/report/figures/top1_by_model_scheme.png",
+            caption="../report/top1_by_model_scheme.rst",
+            category="Accuracy",
+        ),
+        top1_jpeg=report(
+            "results/report/figures/top1_vs_jpeg_quality.png",
+            caption="../report/top1_vs_jpeg_quality.rst",
+            category="JPEG",
+        ),
+        rate=report(
+            "results/report/figures/jpeg_bpp_psnr.png",
+            caption="../report/jpeg_bpp_psnr.rst",
+            category="JPEG",
+        ),
+        examples=report(
+            "results/report/figures/examples.png",
+            caption="../report/examples.rst",
+            category="Examples",
+        ),
+        pdfs=expand("results/report/figures/{figure}.pdf", figure=REPORT_FIGURES),
+    params:
+        examples=example_specs,
+        num_examples=config["report"]["num_examples"],
+    log:
+        "results/logs/make_report.log",
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "python -m etcbench report --accuracy {input.accuracy} --compression {input.compression} "
+        "--plain {input.plain} --examples {params.examples} --num-examples {params.num_examples} "
+        "--out-dir results/report 2> {log}"

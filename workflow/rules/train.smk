@@ -1,0 +1,33 @@
+rule train_model:
+    input:
+        data=DATA,
+        key="results/keys/{setting}/{scheme}.key.npz",
+        test="results/encrypted/{setting}/{scheme}/test.npz",
+    output:
+        model="results/models/{setting}/{scheme}/{model}/seed{seed}/model.pt",
+        metrics="results/models/{setting}/{scheme}/{model}/seed{seed}/metrics.json",
+    params:
+        size=image_size,
+        interpolation=config["dataset"]["interpolation"],
+        options=model_options,
+        recipe=train_recipe,
+        pretrained=pretrained,
+        device=config["device"],
+        dataset=DATASET,
+        state="results/state/{setting}/{scheme}/{model}/seed{seed}",
+    threads: 8
+    resources:
+        runtime=60,
+    log:
+        "results/logs/train_model/{setting}-{scheme}-{model}-seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train_model/{setting}-{scheme}-{model}-seed{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m etcbench train --data {input.data} --key {input.key} --test {input.test} "
+        "--model {wildcards.model} --model-options {params.options:q} --recipe {params.recipe:q} "
+        "--pretrained {params.pretrained:q} --seed {wildcards.seed} --image-size {params.size} "
+        "--interpolation {params.interpolation} --dataset {params.dataset} --device {params.device} "
+        "--threads {threads} --state-dir {params.state} "
+        "--out-model {output.model} --out-metrics {output.metrics} 2> {log}"
