@@ -1,0 +1,1 @@
+"""Data sets: reading, integrity checks and subset selection."""
