@@ -20,6 +20,15 @@ def shared_archive() -> Path | None:
 
 
 @pytest.fixture(scope="session")
+def cifar_archive() -> Path:
+    """Path of the offline CIFAR-10 archive; the test is skipped when there is none."""
+    archive = shared_archive()
+    if archive is None:
+        pytest.skip("no offline CIFAR-10 archive (../shared/datasets or $ETCBENCH_CIFAR10_ARCHIVE)")
+    return archive
+
+
+@pytest.fixture(scope="session")
 def natural_images() -> np.ndarray:
     """Sixteen 64x64 natural-image tiles (scikit-image's astronaut and coffee photos, shipped in the wheel)."""
     from skimage import data

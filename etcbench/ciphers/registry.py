@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -33,4 +34,9 @@ def create(name: str, block_size: int, **options: Any) -> Scheme:
     """Build the scheme registered as ``name`` with its options."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown scheme {name!r}; available: {', '.join(available())}")
-    return _REGISTRY[name](block_size=block_size, **options)
+    cls = _REGISTRY[name]
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "block_size")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"scheme {name!r} has no option {', '.join(unknown)}; its options: {', '.join(allowed) or 'none'}")
+    return cls(block_size=block_size, **options)

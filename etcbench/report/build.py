@@ -19,16 +19,18 @@ log = logging.getLogger(__name__)
 
 def _load_examples(plain: Path, specs: list[str], k: int) -> dict[str, dict[str, np.ndarray]]:
     reference = load_npz(plain)["x"][:k]
-    out: dict[str, dict[str, np.ndarray]] = {}
+    out: dict[str, dict[str, np.ndarray]] = {"plain": {"image": reference}}
     for spec in specs:
         try:
             name, images, key_path = spec.split("=")
         except ValueError:
             raise EtcbenchError(f"example spec {spec!r} is not SCHEME=IMAGES.npz=KEY.npz") from None
+        if name == "plain":
+            continue
         key = ciphers.load_key(key_path)
         scheme = ciphers.create(key.scheme, key.block_size, **key.options)
         encrypted = load_npz(images)["x"][:k]
-        out[name] = {"plain": reference, "encrypted": encrypted, "decrypted": scheme.decrypt(encrypted, key)}
+        out[name] = {"encrypted": encrypted, "decrypted": scheme.decrypt(encrypted, key)}
     return out
 
 

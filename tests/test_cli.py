@@ -1,0 +1,97 @@
+"""CLI: every stage has --help; bad input gives one clear error line, exit status 2 and no output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from etcbench import ciphers
+from etcbench.cli import build_parser
+from etcbench.io import save_npz
+
+STAGES = ["prepare", "keygen", "encrypt", "compress", "train", "evaluate", "report"]
+
+
+def etcbench(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "etcbench", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
+
+
+def assert_one_error_line(res: subprocess.CompletedProcess, stage: str, *words: str) -> None:
+    assert res.returncode == 2, res.stderr
+    errors = [line for line in res.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, res.stderr
+    assert errors[0].startswith(f"etcbench {stage}: error:") or errors[0].startswith("usage") or "error:" in errors[0]
+    for w in words:
+        assert w in errors[0], errors[0]
+    assert "Traceback" not in res.stderr
+
+
+def test_every_stage_has_help():
+    parser = build_parser()
+    for stage in STAGES:
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args([stage, "--help"])
+        assert exc.value.code == 0
+
+
+def test_truncated_archive(tmp_path, cifar_archive):
+    bad = tmp_path / "cifar.tar.gz"
+    with open(cifar_archive, "rb") as fh:
+        bad.write_bytes(fh.read(2_000_000))
+    out, info = tmp_path / "d.npz", tmp_path / "d.json"
+    res = etcbench("prepare", "--archive", str(bad), "--train-size", "10", "--val-size", "10", "--test-size", "10",
+                   "--out", str(out), "--info", str(info))
+    assert_one_error_line(res, "prepare", str(bad))
+    assert not out.exists() and not info.exists() and list(tmp_path.iterdir()) == [bad]
+
+
+def test_keygen_block_size_must_divide_image(tmp_path):
+    res = etcbench("keygen", "--scheme", "etc", "--block-size", "16", "--image-size", "40", "--seed", "1",
+                   "--out", str(tmp_path / "k.npz"), "--info", str(tmp_path / "k.json"))
+    assert_one_error_line(res, "keygen", "40x40", "block size 16")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keygen_unknown_option_and_bad_json(tmp_path):
+    res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--seed", "1",
+                   "--options", '{"rotate": true}', "--out", str(tmp_path / "k.npz"), "--info", str(tmp_path / "k.json"))
+    assert res.returncode == 2 and "rotate" in res.stderr and list(tmp_path.iterdir()) == []
+    res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--seed", "1",
+                   "--options", "{oops", "--out", str(tmp_path / "k.npz"), "--info", str(tmp_path / "k.json"))
+    assert res.returncode == 2 and "not valid JSON" in res.stderr
+
+
+def test_keygen_writes_private_key_and_public_fingerprint(tmp_path):
+    res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--seed", "1",
+                   "--out", str(tmp_path / "k.npz"), "--info", str(tmp_path / "k.json"))
+    assert res.returncode == 0, res.stderr
+    key = ciphers.load_key(tmp_path / "k.npz")
+    assert (tmp_path / "k.npz").stat().st_mode & 0o777 == 0o600
+    assert key.fingerprint in (tmp_path / "k.json").read_text()
+    assert key.fingerprint not in res.stderr and key.key_id in res.stderr
+
+
+def test_compress_refuses_images_of_another_key(tmp_path):
+    scheme = ciphers.create("etc", block_size=8)
+    k1, k2 = scheme.generate_key(seed=1, image_size=(32, 32)), scheme.generate_key(seed=2, image_size=(32, 32))
+    ciphers.save_key(k2, tmp_path / "k2.npz")
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    save_npz(tmp_path / "enc.npz", x=scheme.encrypt(x, k1), y=np.zeros(4, np.int64), key_fingerprint=np.array(k1.fingerprint))
+    save_npz(tmp_path / "plain.npz", x=x, y=np.zeros(4, np.int64), key_fingerprint=np.array("plain"))
+    outs = [tmp_path / "out.npz", tmp_path / "out.json"]
+    res = etcbench("compress", "--images", str(tmp_path / "enc.npz"), "--plain", str(tmp_path / "plain.npz"),
+                   "--key", str(tmp_path / "k2.npz"), "--quality", "50", "--subsampling", "420",
+                   "--out-images", str(outs[0]), "--out-metrics", str(outs[1]))
+    assert_one_error_line(res, "compress", "was not encrypted with key")
+    assert not any(p.exists() for p in outs)
+
+
+def test_missing_input_file(tmp_path):
+    res = etcbench("encrypt", "--data", str(tmp_path / "none.npz"), "--key", str(tmp_path / "none.key.npz"),
+                   "--image-size", "32", "--out", str(tmp_path / "o.npz"))
+    assert_one_error_line(res, "encrypt", "none.key.npz")
+    assert not (tmp_path / "o.npz").exists()
