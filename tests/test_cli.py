@@ -95,3 +95,17 @@ def test_missing_input_file(tmp_path):
                    "--image-size", "32", "--out", str(tmp_path / "o.npz"))
     assert_one_error_line(res, "encrypt", "none.key.npz")
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_report_with_a_bad_record_leaves_no_files(tmp_path):
+    import json
+
+    good = {"dataset": "cifar10", "image_size": 32, "block_size": 8, "model": "vit", "scheme": "etc",
+            "jpeg_quality": None, "subsampling": "none", "seed": 0, "top1": 0.5, "loss": 1.0, "n_test": 10,
+            "key_fingerprint": "ab"}
+    bad = {k: v for k, v in good.items() if k != "top1"}
+    (tmp_path / "a.json").write_text(json.dumps({"records": [good, {**bad, "model": "convmixer"}]}))
+    out = tmp_path / "report"
+    res = etcbench("report", "--accuracy", str(tmp_path / "a.json"), "--out-dir", str(out))
+    assert_one_error_line(res, "report", "top1")
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))

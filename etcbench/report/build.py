@@ -43,10 +43,26 @@ def build_report(
         examples: list[str] | None = None,
         num_examples: int = 6,
 ) -> list[Path]:
-    """Write ``accuracy``, ``summary`` and ``compression`` tables and the figures under ``out_dir``."""
+    """Write ``accuracy``, ``summary`` and ``compression`` tables and the figures under ``out_dir``.
+
+    If any step fails, the files this call already wrote are removed again, so no half-made report is left.
+    """
+    written: list[Path] = []
+    try:
+        _build(written, accuracy, compression, out_dir, plain, examples or [], num_examples)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    log.info("report: %d files in %s", len(written), out_dir)
+    return written
+
+
+def _build(written: list[Path], accuracy: list[Path], compression: list[Path], out_dir: Path, plain: Path | None,
+           examples: list[str], num_examples: int) -> None:
     records = [r for p in accuracy for r in read_json(p)["records"]]
     acc = tables.accuracy_table(records)
-    written = tables.write_table(acc, out_dir / "accuracy", "Top-1 accuracy per model, scheme, JPEG setting and seed")
+    written += tables.write_table(acc, out_dir / "accuracy", "Top-1 accuracy per model, scheme, JPEG setting and seed")
     written += tables.write_table(tables.accuracy_summary(acc), out_dir / "summary",
                                   "Top-1 (%) on uncompressed test images, mean and std over seeds")
     fig_dir = out_dir / "figures"
@@ -59,5 +75,3 @@ def build_report(
         written += figures.plot_rate_distortion(comp, fig_dir / "jpeg_bpp_psnr")
     if plain is not None and examples:
         written += figures.plot_examples(_load_examples(plain, examples, num_examples), fig_dir / "examples")
-    log.info("report: %d files in %s", len(written), out_dir)
-    return written

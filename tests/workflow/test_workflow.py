@@ -67,7 +67,7 @@ def test_smoke_run_produces_the_report(tmp_path, cifar_archive):
                     timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-4000:]
     report = tmp_path / "results/report"
-    acc = pd.read_csv(report / "accuracy.csv")
+    acc = pd.read_csv(report / "accuracy.csv", dtype={"subsampling": str})
     assert list(acc.columns) == ["dataset", "image_size", "block_size", "model", "scheme", "jpeg_quality",
                                  "subsampling", "seed", "top1"]
     # 3 models x 2 schemes x (uncompressed + 2 qualities x 2 subsamplings) x 1 seed
@@ -77,7 +77,7 @@ def test_smoke_run_produces_the_report(tmp_path, cifar_archive):
     assert acc.jpeg_quality.isna().sum() == 6 and set(acc.jpeg_quality.dropna().astype(int)) == {50, 90}
     assert (acc.dataset == "cifar10").all() and (acc.image_size == 32).all() and (acc.block_size == 8).all()
     assert acc.top1.between(0, 1).all()
-    comp = pd.read_csv(report / "compression.csv")
+    comp = pd.read_csv(report / "compression.csv", dtype={"subsampling": str})
     assert len(comp) == 2 * 2 * 2 and (comp.bpp > 0).all()
     # plain JPEG loses a little; EtC's 8-px blocks fit the 4:4:4 grid, so its PSNR stays within 1 dB there
     q90 = comp[(comp.jpeg_quality == 90) & (comp.subsampling == "444")].set_index("scheme")
