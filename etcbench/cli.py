@@ -151,7 +151,7 @@ def cmd_report(a: argparse.Namespace) -> None:
 
     build_report(accuracy=[Path(p) for p in a.accuracy], compression=[Path(p) for p in a.compression],
                  plain=Path(a.plain) if a.plain else None, examples=a.examples, num_examples=a.num_examples,
-                 out_dir=Path(a.out_dir))
+                 out_dir=Path(a.out_dir), config=a.config)
 
 
 # parser -----------------------------------------------------------------------------------------------------------
@@ -238,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--examples", nargs="*", default=[], metavar="SCHEME=IMAGES.npz=KEY.npz",
                    help="encrypted set and key per scheme for the example figure")
     s.add_argument("--num-examples", type=int, default=6)
+    s.add_argument("--config", type=_json_arg, default=None,
+                   help="the run's resolved configuration (JSON), written beside the tables as config.yaml")
     s.add_argument("--out-dir", required=True)
     return p
 

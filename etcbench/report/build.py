@@ -6,10 +6,11 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from .. import ciphers
 from ..errors import EtcbenchError
-from ..io import load_npz, read_json
+from ..io import atomic_write, load_npz, read_json
 from . import figures, tables
 
 __all__ = ["build_report"]
@@ -42,6 +43,7 @@ def build_report(
         plain: Path | None = None,
         examples: list[str] | None = None,
         num_examples: int = 6,
+        config: dict | None = None,
 ) -> list[Path]:
     """Write ``accuracy``, ``summary`` and ``compression`` tables and the figures under ``out_dir``.
 
@@ -50,6 +52,11 @@ def build_report(
     written: list[Path] = []
     try:
         _build(written, accuracy, compression, out_dir, plain, examples or [], num_examples)
+        if config is not None:
+            with atomic_write(out_dir / "config.yaml", binary=False) as fh:
+                fh.write("# resolved configuration of this run (defaults filled in; the key seed is left out)\n")
+                yaml.safe_dump(config, fh, sort_keys=False)
+            written.append(out_dir / "config.yaml")
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

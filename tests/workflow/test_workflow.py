@@ -52,6 +52,25 @@ def test_dry_run_builds_the_whole_grid(configfile):
     assert counts["prepare_data"] == counts["make_report"] == 1
 
 
+def test_every_config_key_has_a_description_and_the_default_validates():
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    missing = []
+
+    def walk(node: dict, path: str) -> None:
+        for name, sub in node.get("properties", {}).items():
+            if "description" not in sub:
+                missing.append(path + name)
+            walk(sub, f"{path}{name}.")
+
+    walk(schema, "")
+    assert missing == []
+    for name in ("config.yaml", "smoke.yaml", "paper.yaml"):
+        jsonschema.validate(yaml.safe_load((REPO / "config" / name).read_text()), schema)
+
+
 def test_unknown_config_key_is_an_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("dataset:\n  trian_size: 10\n")
@@ -88,6 +107,8 @@ def test_smoke_run_produces_the_report(tmp_path, cifar_archive):
         assert (report / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
     for table in ("accuracy", "summary", "compression"):
         assert (report / f"{table}.tex").stat().st_size > 0 and (report / f"{table}.md").stat().st_size > 0
+    resolved = (report / "config.yaml").read_text()
+    assert "train_size: 200" in resolved and "key_seed" not in resolved
     # keys stay private and only fingerprints reach results
     keys = list((tmp_path / "results/keys").rglob("*.key.npz"))
     assert keys and all((k.stat().st_mode & 0o777) == 0o600 for k in keys)

@@ -44,6 +44,11 @@ def train_recipe(wildcards):
     return as_json(config["train"])
 
 
+def resolved_config(wildcards):
+    """The validated configuration with defaults filled in, minus the secret key seed."""
+    return as_json({k: v for k, v in config.items() if k != "key_seed"})
+
+
 def archive_arg(wildcards):
     archive = config["dataset"]["archive"]
     return f"--archive {archive}" if archive else ""
@@ -106,4 +111,4 @@ def report_outputs():
         "results/report/{table}.{ext}", table=REPORT_TABLES, ext=["csv", "md", "tex"]
     ) + expand(
         "results/report/figures/{figure}.{ext}", figure=REPORT_FIGURES, ext=["png", "pdf"]
-    )
+    ) + ["results/report/config.yaml"]

@@ -59,7 +59,9 @@ rule make_report:
             category="Examples",
         ),
         pdfs=expand("results/report/figures/{figure}.pdf", figure=REPORT_FIGURES),
+        config="results/report/config.yaml",
     params:
+        config=resolved_config,
         examples=example_specs,
         num_examples=config["report"]["num_examples"],
     log:
@@ -69,4 +71,4 @@ rule make_report:
     shell:
         "python -m etcbench report --accuracy {input.accuracy} --compression {input.compression} "
         "--plain {input.plain} --examples {params.examples} --num-examples {params.num_examples} "
-        "--out-dir results/report 2> {log}"
+        "--config {params.config:q} --out-dir results/report 2> {log}"
