@@ -29,24 +29,9 @@ from etcbench.data.cifar import (
 from etcbench.errors import EtcbenchError
 from etcbench.io import load_npz, read_json, sha256_arrays
 
-SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared/datasets/cifar-10-python.tar.gz"
-
-
-def _find_archive() -> Path | None:
-    if SHARED_ARCHIVE.is_file():
-        return SHARED_ARCHIVE
-    env = os.environ.get(ARCHIVE_ENV)
-    if env and Path(env).is_file():
-        return Path(env)
-    return None
-
-
 @pytest.fixture(scope="module")
-def archive() -> Path:
-    path = _find_archive()
-    if path is None:
-        pytest.skip(f"no CIFAR-10 archive: neither {SHARED_ARCHIVE} nor ${ARCHIVE_ENV} exists")
-    return path
+def archive(cifar_archive: Path) -> Path:
+    return cifar_archive
 
 
 @pytest.fixture(scope="module")

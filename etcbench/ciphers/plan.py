@@ -47,11 +47,14 @@ class GatherPlan:
             (a lossy legacy mode can repeat sources), but then the plan has no inverse.
         mask: bool ``(L,)``; output elements to negative-positive transform.
         shape: the ``(H, W, C)`` image shape the plan was built for.
+        mask_value: what masked elements are XOR-ed with: 255 inverts 8-bit values (``255 - v``); 15 inverts the
+            4-bit values of nibble-split schemes (``15 - v``). Float input is supported for 255 only (``1 - v``).
     """
 
     perm: np.ndarray
     mask: np.ndarray
     shape: tuple[int, int, int]
+    mask_value: int = 255
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -65,7 +68,7 @@ class GatherPlan:
                 raise ValueError("this cipher configuration is not a bijection, so it cannot be inverted")
             inv = np.empty_like(self.perm)
             inv[self.perm] = np.arange(self.perm.size, dtype=self.perm.dtype)
-            self._cache["inverse"] = GatherPlan(inv, self.mask[inv], self.shape)
+            self._cache["inverse"] = GatherPlan(inv, self.mask[inv], self.shape, self.mask_value)
         return self._cache["inverse"]
 
     def apply(self, x: Any) -> Any:
@@ -91,13 +94,18 @@ class GatherPlan:
         if dst.dtype == np.uint8:
             np.bitwise_xor(dst, self._mask_u8, out=dst)
         else:
+            self._check_float()
             dst[:, self.mask] = 1 - dst[:, self.mask]
 
     @property
     def _mask_u8(self) -> np.ndarray:
         if "mask_u8" not in self._cache:
-            self._cache["mask_u8"] = self.mask.astype(np.uint8) * np.uint8(255)
+            self._cache["mask_u8"] = self.mask.astype(np.uint8) * np.uint8(self.mask_value)
         return self._cache["mask_u8"]
+
+    def _check_float(self) -> None:
+        if self.mask_value != 255:
+            raise ValueError(f"this cipher works on integer values (mask {self.mask_value}): pass uint8 images")
 
     # torch: channels first -------------------------------------------------------------------------------------
     def _torch_plan(self, device: Any) -> tuple[Any, Any, Any]:
@@ -116,7 +124,7 @@ class GatherPlan:
             self._cache[key] = (
                 torch.from_numpy(perm_chw).to(device),
                 torch.from_numpy(mask_chw).to(device),
-                torch.from_numpy(mask_chw.astype(np.uint8) * np.uint8(255)).to(device),
+                torch.from_numpy(mask_chw.astype(np.uint8) * np.uint8(self.mask_value)).to(device),
             )
         return self._cache[key]
 
@@ -131,5 +139,6 @@ class GatherPlan:
             if out.dtype == torch.uint8:
                 out.bitwise_xor_(mask_u8)
             else:
+                self._check_float()
                 out = torch.where(mask, 1 - out, out)
         return out.reshape(x.shape)
