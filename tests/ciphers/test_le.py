@@ -1,0 +1,230 @@
+"""LE (Tanaka) and the nibble helpers: layout, round trip, Tanaka parity, shared key, flag rule, numpy/torch parity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import etcbench.ciphers.le  # noqa: F401  (registers "le")
+from etcbench import ciphers
+from etcbench.ciphers.blocks import from_blocks, to_blocks
+from etcbench.ciphers.nibbles import (
+    merge_nibbles,
+    merge_planes,
+    planar_plan,
+    split_nibbles,
+    split_planes,
+    tanaka_positions,
+)
+
+grid = st.tuples(st.sampled_from([2, 4, 8]), st.integers(1, 4), st.integers(1, 4))
+
+
+def images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def to_torch(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
+def tanaka_reference(x: np.ndarray, perms: np.ndarray, flags: np.ndarray, m: int) -> np.ndarray:
+    """LE written step by step from paper.md 3.3 (Tanaka's BlockScramble.doScramble), independent of the plan."""
+    n, h, w, _ = x.shape
+    blocks = to_blocks(x, m)
+    nb = blocks.shape[1]
+    flat = blocks.reshape(n, nb, -1).astype(np.int64)  # (row, column, channel) order
+    d = flat.shape[2]
+    v = np.concatenate([flat & 15, flat >> 4], axis=2)  # lower halves first, then upper halves
+    perms, flags = np.broadcast_to(perms, (nb, 2 * d)), np.broadcast_to(flags, (nb, 2 * d))
+    v = np.where(flags, 15 - v, v)
+    v = np.take_along_axis(v, np.broadcast_to(perms, v.shape), axis=2)
+    v = np.where(flags, 15 - v, v)
+    out = ((v[..., d:] << 4) | v[..., :d]).astype(np.uint8)
+    return from_blocks(out.reshape(blocks.shape), h, w)
+
+
+def tanaka_nibbles(x: np.ndarray, m: int) -> np.ndarray:
+    """``(N, n, 6 M^2)`` nibbles of every block in Tanaka's key order."""
+    flat = to_blocks(x, m).reshape(x.shape[0], -1, m * m * 3)
+    return np.concatenate([flat & 15, flat >> 4], axis=2)
+
+
+# nibble helpers ------------------------------------------------------------------------------------------------
+def test_nibble_layout_on_a_hand_made_pixel():
+    x = np.array([[[[0x12, 0xAB, 0xF0]]]], dtype=np.uint8)  # one 1x1 image
+    z = split_nibbles(x)
+    assert z.shape == (1, 1, 1, 6) and z.dtype == np.uint8
+    assert z[0, 0, 0].tolist() == [0x2, 0xB, 0x0, 0x1, 0xA, 0xF]  # lower R, G, B, then upper R, G, B
+    zt = split_nibbles(to_torch(x))
+    assert zt.shape == (1, 6, 1, 1) and zt[0, :, 0, 0].tolist() == [0x2, 0xB, 0x0, 0x1, 0xA, 0xF]
+    assert np.array_equal(merge_nibbles(z), x) and torch.equal(merge_nibbles(zt), to_torch(x))
+    stacked = split_planes(x)
+    assert stacked.shape == (1, 2, 1, 3) and stacked[0, :, 0].tolist() == [[0x2, 0xB, 0x0], [0x1, 0xA, 0xF]]
+
+
+@settings(max_examples=20, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 9), n=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_split_and_merge_are_exact_inverses(h, w, n, seed):
+    x = images(n, h, w, seed)
+    z = split_nibbles(x)
+    assert z.max() <= 15 and np.array_equal(merge_nibbles(z), x)
+    assert np.array_equal(merge_nibbles(z[0]), x[0])  # unbatched
+    assert np.array_equal(merge_planes(split_planes(x)), x)
+    xt = to_torch(x)
+    assert np.array_equal(split_nibbles(xt).permute(0, 2, 3, 1).numpy(), z)
+    assert torch.equal(merge_nibbles(split_nibbles(xt)), xt)
+    assert np.array_equal(split_planes(xt).permute(0, 2, 3, 1).numpy(), split_planes(x))
+    assert torch.equal(merge_planes(split_planes(xt)), xt)
+    # the stacked layout holds the same values: six-channel (r, c, half*3+ch) == stacked (half*H + r, c, ch)
+    assert np.array_equal(split_planes(x), np.concatenate([z[..., :3], z[..., 3:]], axis=1))
+
+
+def test_split_rejects_non_uint8():
+    with pytest.raises(ValueError, match="uint8"):
+        split_nibbles(np.zeros((1, 4, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="nibble"):
+        merge_nibbles(np.zeros((1, 4, 4, 3), np.uint8))
+
+
+def test_tanaka_positions():
+    assert tanaka_positions(1).tolist() == [0, 1, 2, 3, 4, 5]
+    pos = tanaka_positions(2)  # 4 pixels: Tanaka = 12 lower halves then 12 upper halves
+    assert sorted(pos.tolist()) == list(range(24))
+    assert pos[3] == 6 and pos[12] == 3 and pos[12 + 3 * 3 + 2] == 3 * 6 + 5
+
+
+# LE ------------------------------------------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(grid=grid, seed=st.integers(0, 2**32 - 1), n=st.integers(1, 3), independent=st.booleans())
+def test_round_trip_and_tanaka_parity(grid, seed, n, independent):
+    m, bh, bw = grid
+    scheme = ciphers.create("le", block_size=m, independent_flags=independent)
+    key = scheme.generate_key(seed=seed, image_size=(m * bh, m * bw))
+    x = images(n, m * bh, m * bw, seed % 1000)
+    y = scheme.encrypt(x, key)
+    assert y.dtype == np.uint8 and y.shape == x.shape
+    assert np.array_equal(scheme.decrypt(y, key), x)
+    assert np.array_equal(x, images(n, m * bh, m * bw, seed % 1000))  # input untouched
+    assert np.array_equal(y, tanaka_reference(x, key.arrays["nibble_perm"], key.arrays["flags"], m))
+    # the executed (plane-stacked) plan is the six-channel plan relabelled
+    assert np.array_equal(y, merge_nibbles(scheme.plan(key).apply(split_nibbles(x))))
+    assert np.array_equal(x, merge_nibbles(scheme.plan(key).inverse().apply(split_nibbles(y))))
+
+
+@settings(max_examples=25, deadline=None)
+@given(grid=grid, seed=st.integers(0, 2**32 - 1), independent=st.booleans())
+def test_every_block_is_a_pure_nibble_shuffle_with_the_flag_rule(grid, seed, independent):
+    m, bh, bw = grid
+    scheme = ciphers.create("le", block_size=m, independent_flags=independent)
+    key = scheme.generate_key(seed=seed, image_size=(m * bh, m * bw))
+    perm, flags = key.arrays["nibble_perm"], key.arrays["flags"]
+    length = 6 * m * m
+    assert sorted(perm.tolist()) == list(range(length))
+    mask = flags ^ flags[perm]  # reversed once at the source or once at the destination
+    x = images(2, m * bh, m * bw, 1)
+    xn, yn = tanaka_nibbles(x, m), tanaka_nibbles(scheme.encrypt(x, key), m)
+    undone = yn ^ (15 * mask).astype(np.uint8)
+    assert np.array_equal(np.sort(undone, axis=2), np.sort(xn, axis=2))  # same multiset in every block
+    assert np.array_equal(undone, xn[:, :, perm])  # output k takes input perm[k], the same in every block
+    # the compiled six-channel plan carries exactly this mask, in Tanaka order inside every block
+    plan_mask = scheme.plan(key).mask.reshape(1, m * bh, m * bw, 6)
+    block_masks = to_blocks(plan_mask, m)[0].reshape(bh * bw, length)[:, tanaka_positions(m)]
+    assert np.array_equal(block_masks, np.broadcast_to(mask, (bh * bw, length)))
+
+
+def test_flags_follow_tanaka_code_or_are_independent():
+    for m in (2, 4):
+        length = 6 * m * m
+        key = ciphers.create("le", block_size=m).generate_key(seed=5, image_size=(16, 16))
+        perm, flags = key.arrays["nibble_perm"], key.arrays["flags"]
+        assert np.array_equal(flags, perm > length / 2)
+        assert flags.sum() == length // 2 - 1  # 47 of 96 for M = 4, as `key > key.size / 2`
+    ind = ciphers.create("le", block_size=4, independent_flags=True)
+    keys = [ind.generate_key(seed=s, image_size=(32, 32)) for s in range(20)]
+    assert any(not np.array_equal(k.arrays["flags"], k.arrays["nibble_perm"] > 48) for k in keys)
+    assert 0.4 < np.mean([k.arrays["flags"].mean() for k in keys]) < 0.6
+    # the permutation comes from its own seed child: switching the flag rule leaves it unchanged
+    tanaka = ciphers.create("le", block_size=4).generate_key(seed=3, image_size=(32, 32))
+    other = ind.generate_key(seed=3, image_size=(32, 32))
+    assert np.array_equal(tanaka.arrays["nibble_perm"], other.arrays["nibble_perm"])
+
+
+def test_one_key_shared_by_all_blocks():
+    scheme = ciphers.create("le", block_size=4)
+    key = scheme.generate_key(seed=11, image_size=(16, 24))
+    tile = images(2, 4, 4, 3)
+    x = np.tile(tile, (1, 4, 6, 1))  # every block identical
+    yb = to_blocks(scheme.encrypt(x, key), 4)
+    assert np.array_equal(yb, np.broadcast_to(yb[:, :1], yb.shape))
+    assert not np.array_equal(yb[:, 0], tile)
+
+
+def test_numpy_torch_parity_batched_unbatched():
+    scheme = ciphers.create("le", block_size=4)
+    key = scheme.generate_key(seed=21, image_size=(16, 32))
+    x = images(3, 16, 32, 7)
+    y = scheme.encrypt(x, key)
+    xt = to_torch(x)
+    yt = scheme.encrypt(xt, key)
+    assert yt.dtype == torch.uint8 and yt.shape == xt.shape
+    assert np.array_equal(yt.permute(0, 2, 3, 1).numpy(), y)
+    assert torch.equal(scheme.decrypt(yt, key), xt)
+    assert np.array_equal(scheme.encrypt(x[1], key), y[1]) and np.array_equal(scheme.decrypt(y[1], key), x[1])
+    assert torch.equal(scheme.encrypt(xt[2], key), yt[2])
+
+
+def test_float_input_is_rejected():
+    scheme = ciphers.create("le", block_size=4)
+    key = scheme.generate_key(seed=1, image_size=(8, 8))
+    with pytest.raises(ValueError, match="pass uint8"):
+        scheme.encrypt(images(1, 8, 8).astype(np.float32) / 255, key)
+    with pytest.raises(ValueError, match="pass uint8"):
+        scheme.decrypt(to_torch(images(1, 8, 8)).float() / 255, key)
+
+
+def test_key_determinism_and_properties(tmp_path):
+    scheme = ciphers.create("le", block_size=4)
+    k1, k2 = (scheme.generate_key(seed=1234, image_size=(32, 32)) for _ in range(2))
+    k3 = scheme.generate_key(seed=1235, image_size=(32, 32))
+    assert k1.fingerprint == k2.fingerprint != k3.fingerprint
+    x = images(2, 32, 32)
+    assert np.array_equal(scheme.encrypt(x, k1), scheme.encrypt(x, k2))
+    assert not np.array_equal(scheme.encrypt(x, k1), scheme.encrypt(x, k3))
+    ciphers.save_key(k1, tmp_path / "k.npz")
+    assert np.array_equal(scheme.encrypt(x, ciphers.load_key(tmp_path / "k.npz")), scheme.encrypt(x, k1))
+    assert scheme.invertible and not any(scheme.jpeg_aligned(s) for s in ("444", "420", "gray"))
+    assert scheme.options == {"independent_flags": False}
+    assert k1.arrays["nibble_perm"].shape == (96,) and k1.arrays["flags"].dtype == bool
+
+
+def test_bad_inputs_give_clear_errors():
+    scheme = ciphers.create("le", block_size=8)
+    with pytest.raises(ValueError, match="not a multiple of the block size 8"):
+        scheme.generate_key(seed=1, image_size=(12, 16))
+    key = scheme.generate_key(seed=1, image_size=(16, 16))
+    with pytest.raises(ValueError, match="generated for 16x16"):
+        scheme.encrypt(images(1, 32, 32), key)
+    with pytest.raises(ValueError, match="was made for"):
+        ciphers.create("le", block_size=8, independent_flags=True).encrypt(images(1, 16, 16), key)
+    with pytest.raises(ValueError, match="has no option"):
+        ciphers.create("le", block_size=8, flags="x")
+
+
+def test_planar_plan_rejects_other_shapes():
+    plan = ciphers.create("etc", block_size=4).plan(ciphers.create("etc", block_size=4).generate_key(1, (8, 8)))
+    with pytest.raises(ValueError, match="nibble"):
+        planar_plan(plan)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    scheme = ciphers.create("le", block_size=4)
+    key = scheme.generate_key(seed=3, image_size=(32, 32))
+    xt = to_torch(images(4, 32, 32))
+    yt = scheme.encrypt(xt.cuda(), key)
+    assert torch.equal(yt.cpu(), scheme.encrypt(xt, key))
+    assert torch.equal(scheme.decrypt(yt, key).cpu(), xt)
