@@ -1,0 +1,149 @@
+"""PE (pixel-based encryption): round trip, per-pixel NP and colour permutation, parity, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import etcbench.ciphers.pe  # noqa: F401  (registers the scheme)
+from etcbench import ciphers
+from etcbench.ciphers.etc import CHANNEL_PERMS
+
+NAME = "pe"
+sizes = st.tuples(st.integers(1, 12), st.integers(1, 12))
+
+
+def images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def nchw(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=sizes, seed=st.integers(0, 2**32 - 1), n=st.integers(1, 3), color_shuffle=st.booleans(),
+       block_size=st.sampled_from([1, 4, 16]))
+def test_round_trip_any_size(size, seed, n, color_shuffle, block_size):
+    h, w = size
+    scheme = ciphers.create(NAME, block_size=block_size, color_shuffle=color_shuffle)
+    key = scheme.generate_key(seed=seed, image_size=(h, w))  # block size does not constrain the image size
+    x = images(n, h, w, seed % 1000)
+    y = scheme.encrypt(x, key)
+    assert y.dtype == np.uint8 and y.shape == x.shape
+    assert np.array_equal(scheme.decrypt(y, key), x)
+    assert np.array_equal(x, images(n, h, w, seed % 1000))  # input untouched
+    assert scheme.invertible and key.block_size == block_size
+
+
+@settings(max_examples=30, deadline=None)
+@given(size=sizes, seed=st.integers(0, 2**32 - 1))
+def test_np_bits_and_colour_permutation_per_pixel(size, seed):
+    h, w = size
+    scheme = ciphers.create(NAME, block_size=8)
+    key = scheme.generate_key(seed=seed, image_size=(h, w))
+    x = images(2, h, w, 1)
+    y = scheme.encrypt(x, key)
+    perms = CHANNEL_PERMS[key.arrays["channel_perm"]]  # (H, W, 3)
+    # NP comes first, indexed by the input channel; undo it at the output position its value moved to
+    out_bits = np.take_along_axis(key.arrays["negpos"], perms, axis=-1)
+    undone = np.where(out_bits, 255 - y, y)
+    assert np.array_equal(undone, np.take_along_axis(x, perms[None], axis=-1))
+    assert np.array_equal(np.sort(undone, axis=-1), np.sort(x, axis=-1))  # per-pixel multiset unchanged
+
+
+@settings(max_examples=30, deadline=None)
+@given(size=sizes, seed=st.integers(0, 2**32 - 1))
+def test_without_colour_shuffle_is_elementwise_inversion(size, seed):
+    h, w = size
+    scheme = ciphers.create(NAME, block_size=8, color_shuffle=False)
+    key = scheme.generate_key(seed=seed, image_size=(h, w))
+    x = images(3, h, w, 2)
+    bits = key.arrays["negpos"]
+    assert bits.shape == (h, w, 3) and bits.dtype == bool
+    assert not key.arrays["channel_perm"].any()
+    assert np.array_equal(scheme.encrypt(x, key), np.where(bits, 255 - x, x))
+
+
+def test_key_arrays_are_per_pixel_and_independent():
+    full = ciphers.create(NAME, block_size=16).generate_key(seed=9, image_size=(64, 48))
+    np_only = ciphers.create(NAME, block_size=16, color_shuffle=False).generate_key(seed=9, image_size=(64, 48))
+    assert np.array_equal(full.arrays["negpos"], np_only.arrays["negpos"])  # separate seed children
+    codes = full.arrays["channel_perm"]
+    assert codes.shape == (64, 48) and set(np.unique(codes).tolist()) == set(range(6))
+    assert 0.45 < full.arrays["negpos"].mean() < 0.55
+    # bits differ between channels of a pixel and between pixels
+    assert (full.arrays["negpos"][..., 0] != full.arrays["negpos"][..., 1]).any()
+
+
+def test_key_determinism_and_per_image_keys():
+    scheme = ciphers.create(NAME, block_size=16)
+    k1, k2 = (scheme.generate_key(seed=4, image_size=(16, 16)) for _ in range(2))
+    k3 = scheme.generate_key(seed=5, image_size=(16, 16))
+    assert k1.fingerprint == k2.fingerprint != k3.fingerprint
+    x = images(1, 16, 16, 3)
+    assert np.array_equal(scheme.encrypt(x, k1), scheme.encrypt(x, k2))
+    # the paper's per-image-key variant: one key (seed) per image, each decrypts only its own image
+    y3 = scheme.encrypt(x, k3)
+    assert not np.array_equal(scheme.encrypt(x, k1), y3)
+    assert np.array_equal(scheme.decrypt(y3, k3), x) and not np.array_equal(scheme.decrypt(y3, k1), x)
+
+
+def test_never_jpeg_aligned():
+    for subsampling in ("444", "420", "gray"):
+        assert not ciphers.create(NAME, block_size=16).jpeg_aligned(subsampling)
+        assert not ciphers.create(NAME, block_size=16, color_shuffle=False).jpeg_aligned(subsampling)
+
+
+@settings(max_examples=20, deadline=None)
+@given(size=sizes, seed=st.integers(0, 2**32 - 1), color_shuffle=st.booleans())
+def test_numpy_and_torch_give_identical_results(size, seed, color_shuffle):
+    h, w = size
+    scheme = ciphers.create(NAME, block_size=8, color_shuffle=color_shuffle)
+    key = scheme.generate_key(seed=seed, image_size=(h, w))
+    x = images(2, h, w, 6)
+    y = scheme.encrypt(x, key)
+    xt = nchw(x)
+    yt = scheme.encrypt(xt, key)
+    assert yt.dtype == torch.uint8 and yt.shape == xt.shape
+    assert np.array_equal(yt.permute(0, 2, 3, 1).numpy(), y)
+    assert torch.equal(scheme.decrypt(yt, key), xt)
+    yf = scheme.encrypt(xt.float() / 255, key)
+    assert torch.allclose(yf * 255, yt.float(), atol=1e-3)
+    assert torch.allclose(scheme.decrypt(yf, key), xt.float() / 255, atol=1e-6)
+    yfn = scheme.encrypt(x.astype(np.float64) / 255, key)
+    assert np.allclose(yfn * 255, y, atol=1e-6)
+    assert np.array_equal(scheme.encrypt(x[0], key), y[0])
+    assert torch.equal(scheme.encrypt(xt[1], key), yt[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    scheme = ciphers.create(NAME, block_size=16)
+    key = scheme.generate_key(seed=3, image_size=(64, 64))
+    xt = nchw(images(4, 64, 64))
+    assert torch.equal(scheme.encrypt(xt.cuda(), key).cpu(), scheme.encrypt(xt, key))
+
+
+def test_bad_inputs_give_clear_errors():
+    scheme = ciphers.create(NAME, block_size=16)
+    with pytest.raises(ValueError, match="image size must be positive"):
+        scheme.generate_key(seed=1, image_size=(0, 32))
+    key = scheme.generate_key(seed=1, image_size=(30, 20))
+    with pytest.raises(ValueError, match="generated for 30x20"):
+        scheme.encrypt(images(1, 20, 30), key)
+    with pytest.raises(ValueError, match="3 colour channels"):
+        scheme.encrypt(np.zeros((1, 30, 20, 1), np.uint8), key)
+    with pytest.raises(ValueError, match="dtype"):
+        scheme.encrypt(np.zeros((1, 30, 20, 3), np.int16), key)
+    with pytest.raises(ValueError, match="3 or 4 dimensions"):
+        scheme.encrypt(np.zeros((30, 20), np.uint8), key)
+    with pytest.raises(ValueError, match="was made for"):
+        ciphers.create(NAME, block_size=16, color_shuffle=False).encrypt(images(1, 30, 20), key)
+    with pytest.raises(ValueError, match="was made for"):
+        ciphers.create(NAME, block_size=8).encrypt(images(1, 30, 20), key)
+    with pytest.raises(ValueError, match="has no option"):
+        ciphers.create(NAME, block_size=16, negative_positive=False)
