@@ -23,7 +23,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--block", type=int, default=16)
     p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--schemes", nargs="+", default=["etc"])
+    p.add_argument("--schemes", nargs="+", default=[s for s in ciphers.available() if s != "plain"])
     p.add_argument("--torch", action="store_true", help="also time the torch (N, 3, H, W) path on CPU/CUDA")
     a = p.parse_args()
 

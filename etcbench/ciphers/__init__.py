@@ -10,7 +10,7 @@ images (uint8, or float in [0, 1]) on any device and give identical results for 
 
 from __future__ import annotations
 
-from . import etc, plain  # noqa: F401  (register the schemes)
+from . import ele, etc, le, pe, pixel_shuffle, plain  # noqa: F401  (register the schemes)
 from .base import GatherScheme, Scheme
 from .blocks import from_blocks, to_blocks
 from .keys import Key, load_key, save_key

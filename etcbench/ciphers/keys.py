@@ -11,6 +11,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,9 @@ class Key:
             "options": self.options,
         }
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """SHA-256 hex digest of the scheme settings and every key array (dtype, shape and bytes)."""
+        """SHA-256 hex digest of the scheme settings and every key array (dtype, shape and bytes), computed once."""
         h = hashlib.sha256(json.dumps(self._meta(), sort_keys=True).encode())
         for name in sorted(self.arrays):
             a = np.ascontiguousarray(self.arrays[name])

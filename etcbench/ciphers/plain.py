@@ -15,6 +15,9 @@ from .registry import register_scheme
 class Plain(GatherScheme):
     """No encryption. Its key has no arrays; encrypt and decrypt return a copy of the input."""
 
+    def jpeg_aligned(self, subsampling: str) -> bool:
+        return True  # nothing is moved, so nothing can straddle a JPEG coding unit
+
     def _draw(self, seed_seq: np.random.SeedSequence, height: int, width: int) -> dict[str, np.ndarray]:
         return {}
 
