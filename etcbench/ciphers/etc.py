@@ -38,9 +38,9 @@ from typing import Any, Literal
 import numpy as np
 
 from .base import GatherScheme
-from .blocks import from_blocks, num_blocks, to_blocks
+from .blocks import num_blocks
 from .keys import Key
-from .plan import GatherPlan
+from .plan import GatherPlan, block_plan
 from .registry import register_scheme
 
 __all__ = ["EtC", "CHANNEL_PERMS", "LEGACY_CHANNEL_MAPS", "dihedral_maps"]
@@ -135,14 +135,13 @@ class EtC(GatherScheme):
         h, w = key.image_size
         m = self.block_size
         a = key.arrays
-        n = num_blocks(h, w, m)
-        # encrypt an "image" whose values are their own flat indices: the result is the gather map
-        index_image = np.arange(h * w * 3, dtype=np.int64).reshape(1, h, w, 3)
-        blocks = to_blocks(index_image, m)[0][a["block_perm"]].reshape(n, m * m, 3)
-        blocks = np.take_along_axis(blocks, dihedral_maps(m)[a["rot_flip"]][:, :, None], axis=1)
         channel_table = LEGACY_CHANNEL_MAPS if self.legacy_channel_bug else CHANNEL_PERMS
-        blocks = np.take_along_axis(blocks, channel_table[a["channel_perm"]][:, None, :], axis=2)
-        mask = np.broadcast_to(a["negpos"].astype(bool)[:, None, None], (n, m * m, 3))
-        perm = from_blocks(blocks.reshape(1, n, m, m, 3), h, w).ravel()
-        mask = from_blocks(np.ascontiguousarray(mask).reshape(1, n, m, m, 3), h, w).ravel()
-        return GatherPlan(np.ascontiguousarray(perm), np.ascontiguousarray(mask), (h, w, 3))
+
+        def edit(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            n = blocks.shape[0]
+            blocks = blocks[a["block_perm"]].reshape(n, m * m, 3)
+            blocks = np.take_along_axis(blocks, dihedral_maps(m)[a["rot_flip"]][:, :, None], axis=1)
+            blocks = np.take_along_axis(blocks, channel_table[a["channel_perm"]][:, None, :], axis=2)
+            return blocks.reshape(n, m, m, 3), a["negpos"].astype(bool)[:, None, None, None]
+
+        return block_plan(h, w, m, edit)

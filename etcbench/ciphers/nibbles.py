@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 
 from .base import GatherScheme, Subsampling, image_hw
-from .blocks import from_blocks, num_blocks, to_blocks
+from .blocks import num_blocks
 from .keys import Key
-from .plan import GatherPlan, is_torch
+from .plan import GatherPlan, block_plan, is_torch
 
 __all__ = [
     "NIBBLE_CHANNELS",
@@ -186,20 +186,19 @@ def nibble_plan(nibble_perm: np.ndarray, flags: np.ndarray, block_size: int, hei
     length = NIBBLE_CHANNELS * m * m
     perm = np.broadcast_to(np.asarray(nibble_perm, dtype=np.int64), (n, length))
     flags = np.broadcast_to(np.asarray(flags, dtype=bool), (n, length))
-    # "encrypt" an image whose values are their own flat indices: the result is the gather map
-    index_image = np.arange(height * width * NIBBLE_CHANNELS, dtype=np.int64).reshape(1, height, width, NIBBLE_CHANNELS)
-    blocks = to_blocks(index_image, m)[0]
-    if block_perm is not None:
-        blocks = blocks[np.asarray(block_perm, dtype=np.int64)]
     to_image = tanaka_positions(m)
-    tanaka = blocks.reshape(n, length)[:, to_image]  # the block in Tanaka's key order
-    gathered = np.take_along_axis(tanaka, perm, axis=1)
-    mask = flags ^ np.take_along_axis(flags, perm, axis=1)
     from_tanaka = np.argsort(to_image)
-    src = from_blocks(gathered[:, from_tanaka].reshape(1, n, m, m, NIBBLE_CHANNELS), height, width)
-    msk = from_blocks(mask[:, from_tanaka].reshape(1, n, m, m, NIBBLE_CHANNELS), height, width)
-    return GatherPlan(np.ascontiguousarray(src.ravel()), np.ascontiguousarray(msk.ravel()),
-                      (height, width, NIBBLE_CHANNELS), mask_value=15)
+
+    def edit(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if block_perm is not None:
+            blocks = blocks[np.asarray(block_perm, dtype=np.int64)]
+        tanaka = blocks.reshape(n, length)[:, to_image]  # the block in Tanaka's key order
+        gathered = np.take_along_axis(tanaka, perm, axis=1)
+        mask = flags ^ np.take_along_axis(flags, perm, axis=1)
+        shape = (n, m, m, NIBBLE_CHANNELS)
+        return gathered[:, from_tanaka].reshape(shape), mask[:, from_tanaka].reshape(shape)
+
+    return block_plan(height, width, m, edit, channels=NIBBLE_CHANNELS, mask_value=15)
 
 
 class NibbleScheme(GatherScheme):

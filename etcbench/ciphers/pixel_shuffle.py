@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import GatherScheme, Subsampling
-from .blocks import from_blocks, num_blocks, to_blocks
+from .blocks import num_blocks
 from .keys import Key
-from .plan import GatherPlan
+from .plan import GatherPlan, block_plan
 from .registry import register_scheme
 
 if TYPE_CHECKING:
@@ -116,18 +116,14 @@ class PixelShuffle(GatherScheme):
         h, w = key.image_size
         m = self.block_size
         a = key.arrays
-        n = num_blocks(h, w, m)
-        # encrypt an "image" whose values are their own (H, W, C) flat indices: the result is the gather map
-        index_image = np.arange(h * w * 3, dtype=np.int64).reshape(1, h, w, 3)
-        blocks = to_blocks(index_image, m)[0][a["block_perm"]]  # (n, M, M, 3)
-        vectors = blocks.transpose(0, 3, 1, 2).reshape(n, 3 * m * m)  # timm order (c, row, col)
-        vectors = vectors[:, a["pixel_perm"]]
-        blocks = vectors.reshape(n, 3, m, m).transpose(0, 2, 3, 1)  # back to (n, M, M, 3)
-        mask_block = a["negpos"].astype(bool).reshape(3, m, m).transpose(1, 2, 0)
-        mask = np.broadcast_to(mask_block, (n, m, m, 3))
-        perm = from_blocks(np.ascontiguousarray(blocks)[None], h, w).ravel()
-        mask = from_blocks(np.ascontiguousarray(mask)[None], h, w).ravel()
-        return GatherPlan(np.ascontiguousarray(perm), np.ascontiguousarray(mask), (h, w, 3))
+
+        def edit(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            n = blocks.shape[0]
+            vectors = blocks[a["block_perm"]].transpose(0, 3, 1, 2).reshape(n, 3 * m * m)  # timm order (c, row, col)
+            blocks = vectors[:, a["pixel_perm"]].reshape(n, 3, m, m).transpose(0, 2, 3, 1)  # back to (n, M, M, 3)
+            return blocks, a["negpos"].astype(bool).reshape(3, m, m).transpose(1, 2, 0)
+
+        return block_plan(h, w, m, edit)
 
 
 # model transformation ----------------------------------------------------------------------------------------

@@ -13,13 +13,16 @@ tensors (channels first, any device). Decryption is the inverse plan.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["GatherPlan", "is_torch"]
+from .blocks import from_blocks, to_blocks
+
+__all__ = ["GatherPlan", "block_plan", "is_torch"]
 
 _POOL: ThreadPoolExecutor | None = None
 _CHUNK = 32  # images per gather task on the CPU: large enough to amortise overhead, small enough to stay in cache
@@ -142,3 +145,28 @@ class GatherPlan:
                 self._check_float()
                 out = torch.where(mask, 1 - out, out)
         return out.reshape(x.shape)
+
+
+BlockEdit = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def block_plan(height: int, width: int, block_size: int, edit: BlockEdit, channels: int = 3,
+               mask_value: int = 255) -> GatherPlan:
+    """Compile a block-wise cipher into a :class:`GatherPlan` by encrypting an image of its own indices.
+
+    Args:
+        height, width: image size.
+        block_size: M.
+        edit: receives the ``(n, M, M, C)`` blocks of an image whose values are their own flat ``(H, W, C)``
+            indices and returns ``(blocks, mask)``: the encrypted index blocks (the gather map) and a boolean
+            negative-positive mask that broadcasts to their shape.
+        channels: C (3 for colour images, 6 for nibble-split ones).
+        mask_value: see :class:`GatherPlan`.
+    """
+    index_image = np.arange(height * width * channels, dtype=np.int64).reshape(1, height, width, channels)
+    blocks, mask = edit(to_blocks(index_image, block_size)[0])
+    shape = (1, *blocks.shape)
+    perm = from_blocks(np.ascontiguousarray(blocks).reshape(shape), height, width).ravel()
+    mask = from_blocks(np.ascontiguousarray(np.broadcast_to(mask, blocks.shape)).reshape(shape), height, width).ravel()
+    return GatherPlan(np.ascontiguousarray(perm), np.ascontiguousarray(mask, dtype=bool), (height, width, channels),
+                      mask_value)

@@ -17,7 +17,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..errors import EtcbenchError
