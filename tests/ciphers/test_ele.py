@@ -164,13 +164,3 @@ def test_key_determinism_and_properties():
     with pytest.raises(ValueError, match="was made for"):
         scheme.encrypt(x, le_key)
     assert isinstance(k1, Key) and "nibble_perm" not in repr(k1)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu():
-    scheme = ciphers.create("ele", block_size=4)
-    key = scheme.generate_key(seed=3, image_size=(32, 32))
-    xt = to_torch(images(4, 32, 32))
-    yt = scheme.encrypt(xt.cuda(), key)
-    assert torch.equal(yt.cpu(), scheme.encrypt(xt, key))
-    assert torch.equal(scheme.decrypt(yt, key).cpu(), xt)

@@ -218,13 +218,3 @@ def test_planar_plan_rejects_other_shapes():
     plan = ciphers.create("etc", block_size=4).plan(ciphers.create("etc", block_size=4).generate_key(1, (8, 8)))
     with pytest.raises(ValueError, match="nibble"):
         planar_plan(plan)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu():
-    scheme = ciphers.create("le", block_size=4)
-    key = scheme.generate_key(seed=3, image_size=(32, 32))
-    xt = to_torch(images(4, 32, 32))
-    yt = scheme.encrypt(xt.cuda(), key)
-    assert torch.equal(yt.cpu(), scheme.encrypt(xt, key))
-    assert torch.equal(scheme.decrypt(yt, key).cpu(), xt)

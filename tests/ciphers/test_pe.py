@@ -120,14 +120,6 @@ def test_numpy_and_torch_give_identical_results(size, seed, color_shuffle):
     assert torch.equal(scheme.encrypt(xt[1], key), yt[1])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu():
-    scheme = ciphers.create(NAME, block_size=16)
-    key = scheme.generate_key(seed=3, image_size=(64, 64))
-    xt = nchw(images(4, 64, 64))
-    assert torch.equal(scheme.encrypt(xt.cuda(), key).cpu(), scheme.encrypt(xt, key))
-
-
 def test_bad_inputs_give_clear_errors():
     scheme = ciphers.create(NAME, block_size=16)
     with pytest.raises(ValueError, match="image size must be positive"):
