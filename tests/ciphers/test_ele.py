@@ -8,7 +8,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import etcbench.ciphers.ele  # noqa: F401  (registers "ele")
 from etcbench import ciphers
 from etcbench.ciphers.blocks import from_blocks, to_blocks
 from etcbench.ciphers.keys import Key

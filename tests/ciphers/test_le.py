@@ -8,7 +8,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import etcbench.ciphers.le  # noqa: F401  (registers "le")
 from etcbench import ciphers
 from etcbench.ciphers.blocks import from_blocks, to_blocks
 from etcbench.ciphers.nibbles import (

@@ -8,7 +8,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import etcbench.ciphers.pe  # noqa: F401  (registers the scheme)
 from etcbench import ciphers
 from etcbench.ciphers.etc import CHANNEL_PERMS
 

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import etcbench.ciphers.pixel_shuffle  # noqa: F401  (registers the scheme)
 from etcbench import ciphers
 from etcbench.ciphers.blocks import to_blocks
 from etcbench.ciphers.keys import Key
