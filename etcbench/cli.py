@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="split arrays from 'prepare'")
     s.add_argument("--key", required=True)
     s.add_argument("--test", required=True, help="encrypted test set from 'encrypt'")
-    s.add_argument("--model", required=True, choices=["vit", "convmixer", "resnet18"])
+    s.add_argument("--model", required=True, choices=["vit", "convmixer", "resnet18", "resnet18_tanaka",
+                                                      "resnet18_madono"])
     s.add_argument("--model-options", type=_json_arg, default={})
     s.add_argument("--recipe", type=_json_arg, default={}, help="training settings as a JSON object")
     s.add_argument("--pretrained", default="false", help="false, true (timm hub) or a local checkpoint path")

@@ -176,6 +176,8 @@ def train_model(
             with autocast:
                 logits = model(x)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+                if hasattr(model, "regularization_loss"):  # adaptation networks: L_U and smoothness terms
+                    loss = loss + model.regularization_loss().float()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.grad_clip > 0:

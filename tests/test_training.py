@@ -50,9 +50,9 @@ def test_normalize_maps_negative_positive_to_negation():
     assert torch.allclose(normalize(255 - x), -normalize(x))
 
 
-@pytest.mark.parametrize("name", ["vit", "convmixer", "resnet18"])
+@pytest.mark.parametrize("name", ["vit", "convmixer", "resnet18", "resnet18_tanaka", "resnet18_madono"])
 def test_models_take_block_sized_patches(name):
-    opts = {"vit": {"depth": 1}, "convmixer": {"dim": 16, "depth": 1}, "resnet18": {}}[name]
+    opts = {"vit": {"depth": 1}, "convmixer": {"dim": 16, "depth": 1}}.get(name, {})
     model = build_model(name, 10, SIZE, BLOCK, opts)
     out = model(torch.zeros(2, 3, SIZE, SIZE))
     assert out.shape == (2, 10)
@@ -89,10 +89,11 @@ def tiny_run(tmp_path):
     enc = scheme.encrypt(resize_numpy(sx, SIZE), key)
     save_npz(tmp_path / "test.npz", x=enc, y=sy, key_fingerprint=np.array(key.fingerprint))
 
-    def run(out: str, state: str, recipe: Recipe):
+    def run(out: str, state: str, recipe: Recipe, model: str = "convmixer", options: dict | None = None):
+        options = {"dim": 16, "depth": 1, "kernel_size": 3} if options is None else options
         return train_model(data_path=tmp_path / "data.npz", key_path=tmp_path / "key.npz",
-                           test_path=tmp_path / "test.npz", model_name="convmixer",
-                           model_options={"dim": 16, "depth": 1, "kernel_size": 3}, recipe=recipe, seed=0,
+                           test_path=tmp_path / "test.npz", model_name=model,
+                           model_options=options, recipe=recipe, seed=0,
                            image_size=SIZE, interpolation="bicubic", out_model=tmp_path / out / "model.pt",
                            out_metrics=tmp_path / out / "metrics.json", state_dir=tmp_path / state,
                            device="cpu", progress=False)
@@ -155,3 +156,18 @@ def test_mismatched_test_set_is_refused(tiny_run):
     with pytest.raises(EtcbenchError, match="not encrypted with key"):
         run("d", "state_d", Recipe(epochs=1, batch_size=16))
     assert not (tmp_path / "d").exists()
+
+
+def test_adaptation_network_trains_with_its_regularisation(tiny_run, monkeypatch):
+    tmp_path, key, run = tiny_run
+    from etcbench.models import adaptation
+
+    calls = []
+    real = adaptation.AdaptedClassifier.regularization_loss
+    monkeypatch.setattr(adaptation.AdaptedClassifier, "regularization_loss",
+                        lambda self: calls.append(1) or real(self))
+    result = run("m", "state_m", Recipe(epochs=1, batch_size=16), model="resnet18_madono", options={})
+    assert len(calls) == 4  # once per training step (64 images / 16)
+    assert result["record"]["model"] == "resnet18_madono" and np.isfinite(result["history"][0]["train_loss"])
+    model, _ = load_trained_model(tmp_path / "m" / "model.pt", torch.device("cpu"))
+    assert model.adaptation.u.shape == (16, 16)

@@ -5,6 +5,9 @@
 * ``convmixer``: :class:`timm.models.convmixer.ConvMixer` built directly, because timm's registered ConvMixer
   constructors fix ``patch_size`` (Trockman & Kolter, "Patches Are All You Need?", arXiv:2201.09792).
 * ``resnet18``: timm's ResNet-18, the conventional CNN baseline (its stem does not depend on the block size).
+* ``resnet18_tanaka`` / ``resnet18_madono``: ResNet-18 behind Tanaka's (shared) or Madono's (per-block, with a
+  learnable block-mixing matrix) adaptation network, see :mod:`.adaptation`; their regularisation terms are added
+  to the training loss through ``model.regularization_loss()``.
 
 ``pretrained``: ``False`` (default), ``True`` (timm's hub weights; needs network access), or the path of a local
 checkpoint (``.pth``/``.safetensors``); tensors whose shapes do not fit (the classifier head, a different patch
@@ -24,7 +27,7 @@ from ..errors import EtcbenchError
 __all__ = ["MODELS", "build_model"]
 
 log = logging.getLogger(__name__)
-MODELS = ("vit", "convmixer", "resnet18")
+MODELS = ("vit", "convmixer", "resnet18", "resnet18_tanaka", "resnet18_madono")
 
 
 def _create_timm(arch: str, pretrained: bool, **kwargs: Any) -> nn.Module:
@@ -77,6 +80,12 @@ def build_model(
                           act_layer=act, **options)
     elif name == "resnet18":
         model = _create_timm(options.pop("arch", "resnet18"), hub, num_classes=num_classes, **options)
+    elif name in ("resnet18_tanaka", "resnet18_madono"):
+        if hub:
+            raise EtcbenchError(f"{name} has no hub weights (its stem takes 16 adapted channels): give a local path")
+        from .adaptation import build_adapted
+
+        model = build_adapted(name.split("_")[1], num_classes, image_size, patch_size, **options)
     else:
         raise EtcbenchError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
     if isinstance(pretrained, (str, Path)) and pretrained not in ("", "false"):
