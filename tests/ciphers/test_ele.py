@@ -4,46 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcbench import ciphers
 from etcbench.ciphers.blocks import from_blocks, to_blocks
 from etcbench.ciphers.keys import Key
+from cipher_helpers import grid, images, tanaka_le, tanaka_nibbles
 
-grid = st.tuples(st.sampled_from([2, 4, 8]), st.integers(1, 4), st.integers(1, 4))
-
-
-def images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-
-
-def to_torch(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
-
-
-def per_block_le(x: np.ndarray, perms: np.ndarray, flags: np.ndarray, m: int) -> np.ndarray:
-    """Tanaka's LE (paper.md 3.3) on every block ``j`` with its own key ``perms[j]``, ``flags[j]``; step by step."""
-    n, h, w, _ = x.shape
-    blocks = to_blocks(x, m)
-    flat = blocks.reshape(n, blocks.shape[1], -1).astype(np.int64)  # (row, column, channel)
-    d = flat.shape[2]
-    v = np.concatenate([flat & 15, flat >> 4], axis=2)  # lower halves first
-    v = np.where(flags, 15 - v, v)
-    v = np.take_along_axis(v, np.broadcast_to(perms, v.shape), axis=2)
-    v = np.where(flags, 15 - v, v)
-    out = ((v[..., d:] << 4) | v[..., :d]).astype(np.uint8)
-    return from_blocks(out.reshape(blocks.shape), h, w)
 
 
 def shuffle_blocks(x: np.ndarray, block_perm: np.ndarray, m: int) -> np.ndarray:
     return from_blocks(to_blocks(x, m)[:, block_perm], x.shape[1], x.shape[2])
-
-
-def tanaka_nibbles(x: np.ndarray, m: int) -> np.ndarray:
-    flat = to_blocks(x, m).reshape(x.shape[0], -1, m * m * 3)
-    return np.concatenate([flat & 15, flat >> 4], axis=2)
 
 
 @settings(max_examples=40, deadline=None)
@@ -59,7 +31,7 @@ def test_round_trip_and_written_order_parity(grid, seed, n, independent):
     assert np.array_equal(x, images(n, m * bh, m * bw, seed % 1000))  # input untouched
     a = key.arrays
     # written order: scramble first, then LE with the key of the output (scrambled) position
-    expected = per_block_le(shuffle_blocks(x, a["block_perm"], m), a["nibble_perm"], a["flags"], m)
+    expected = tanaka_le(shuffle_blocks(x, a["block_perm"], m), a["nibble_perm"], a["flags"], m)
     assert np.array_equal(y, expected)
 
 
@@ -73,7 +45,7 @@ def test_madono_order_is_the_same_cipher_with_reindexed_keys(grid, seed):
     x = images(2, m * bh, m * bw, 5)
     # Madono's code: per-block LE keyed by the source position i, then the block shuffle
     inv = np.argsort(a["block_perm"])
-    madono = shuffle_blocks(per_block_le(x, a["nibble_perm"][inv], a["flags"][inv], m), a["block_perm"], m)
+    madono = shuffle_blocks(tanaka_le(x, a["nibble_perm"][inv], a["flags"][inv], m), a["block_perm"], m)
     assert np.array_equal(scheme.encrypt(x, key), madono)
 
 
@@ -124,28 +96,6 @@ def test_flags_follow_each_block_key():
     assert np.array_equal(ind.arrays["nibble_perm"], perms)
     assert np.array_equal(ind.arrays["block_perm"], key.arrays["block_perm"])
 
-
-def test_numpy_torch_parity_batched_unbatched():
-    scheme = ciphers.create("ele", block_size=8)
-    key = scheme.generate_key(seed=4, image_size=(32, 16))
-    x = images(3, 32, 16, 7)
-    y = scheme.encrypt(x, key)
-    xt = to_torch(x)
-    yt = scheme.encrypt(xt, key)
-    assert yt.dtype == torch.uint8 and yt.shape == xt.shape
-    assert np.array_equal(yt.permute(0, 2, 3, 1).numpy(), y)
-    assert torch.equal(scheme.decrypt(yt, key), xt)
-    assert np.array_equal(scheme.encrypt(x[0], key), y[0]) and np.array_equal(scheme.decrypt(y[2], key), x[2])
-    assert torch.equal(scheme.decrypt(yt[1], key), xt[1])
-
-
-def test_float_input_is_rejected():
-    scheme = ciphers.create("ele", block_size=4)
-    key = scheme.generate_key(seed=1, image_size=(8, 8))
-    with pytest.raises(ValueError, match="pass uint8"):
-        scheme.encrypt(images(1, 8, 8).astype(np.float64) / 255, key)
-    with pytest.raises(ValueError, match="pass uint8"):
-        scheme.encrypt(to_torch(images(1, 8, 8)).float() / 255, key)
 
 
 def test_key_determinism_and_properties():

@@ -10,17 +10,10 @@ from hypothesis import strategies as st
 
 from etcbench import ciphers
 from etcbench.ciphers.etc import CHANNEL_PERMS
+from cipher_helpers import images, nchw
 
 NAME = "pe"
 sizes = st.tuples(st.integers(1, 12), st.integers(1, 12))
-
-
-def images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-
-
-def nchw(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
 
 
 @settings(max_examples=40, deadline=None)
@@ -124,14 +117,6 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="image size must be positive"):
         scheme.generate_key(seed=1, image_size=(0, 32))
     key = scheme.generate_key(seed=1, image_size=(30, 20))
-    with pytest.raises(ValueError, match="generated for 30x20"):
-        scheme.encrypt(images(1, 20, 30), key)
-    with pytest.raises(ValueError, match="3 colour channels"):
-        scheme.encrypt(np.zeros((1, 30, 20, 1), np.uint8), key)
-    with pytest.raises(ValueError, match="dtype"):
-        scheme.encrypt(np.zeros((1, 30, 20, 3), np.int16), key)
-    with pytest.raises(ValueError, match="3 or 4 dimensions"):
-        scheme.encrypt(np.zeros((30, 20), np.uint8), key)
     with pytest.raises(ValueError, match="was made for"):
         ciphers.create(NAME, block_size=16, color_shuffle=False).encrypt(images(1, 30, 20), key)
     with pytest.raises(ValueError, match="was made for"):
