@@ -92,17 +92,22 @@ def cmd_compress(a: argparse.Namespace) -> None:
     enc, plain = load_npz(a.images), load_npz(a.plain)
     if str(enc["key_fingerprint"]) != key.fingerprint:
         raise EtcbenchError(f"{a.images} was not encrypted with key {a.key}")
-    if enc["x"].shape != plain["x"].shape:
-        raise EtcbenchError(f"{a.images} and {a.plain} hold images of different shapes")
+    n, h, w = plain["x"].shape[:3]
+    c, hp, wp = scheme.encrypted_shape(h, w)
+    if enc["x"].shape != (n, hp, wp, c):
+        raise EtcbenchError(f"{a.images} holds images of shape {enc['x'].shape[1:]}, but {key.scheme} encrypts the "
+                            f"{h}x{w} images of {a.plain} to {(hp, wp, c)}")
+    if scheme.plane_subsampling is not None and a.subsampling != scheme.plane_subsampling:
+        raise EtcbenchError(f"{key.scheme} builds {scheme.plane_subsampling} chroma into its grayscale plane (a "
+                            f"grayscale JPEG has no chroma subsampling): use --subsampling {scheme.plane_subsampling}")
     decoded, nbytes = jpeg.roundtrip(enc["x"], a.quality, a.subsampling, a.workers)
-    h, w = decoded.shape[1:3]
-    bpp = jpeg.bits_per_pixel(nbytes, h, w)
+    bpp = jpeg.bits_per_pixel(nbytes, h, w)  # per pixel of the RGB image, whatever the encrypted layout
     psnr = psnr_per_image(plain["x"], scheme.decrypt(decoded, key))
     record = {"dataset": a.dataset, "image_size": int(h), "block_size": key.block_size, "scheme": key.scheme,
               "jpeg_quality": a.quality, "subsampling": a.subsampling, "bpp": float(bpp.mean()),
               "bpp_std": float(bpp.std()), "psnr": float(psnr.mean()), "psnr_std": float(psnr.std()),
               "n_images": int(len(decoded)), "jpeg_aligned": scheme.jpeg_aligned(a.subsampling),
-              "key_fingerprint": key.fingerprint}
+              "jpeg_mode": "gray" if c == 1 else "ycbcr", "key_fingerprint": key.fingerprint}
     save_npz(a.out_images, x=decoded, y=enc["y"], key_fingerprint=enc["key_fingerprint"],
              jpeg_quality=np.array(a.quality), subsampling=np.array(a.subsampling))
     write_json(a.out_metrics, {"record": record, "manifest": manifest("compress", started, time.time(),

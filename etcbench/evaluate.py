@@ -29,9 +29,9 @@ def evaluate_arrays(
         batch_size: int = 256,
         prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[float, float]:
-    """Mean top-1 and cross-entropy over ``(N, H, W, 3)`` uint8 images, batch by batch on ``device``.
+    """Mean top-1 and cross-entropy over ``(N, H, W, C)`` uint8 images, batch by batch on ``device``.
 
-    ``prepare`` maps each uint8 ``(B, 3, H, W)`` batch on the device before normalisation (e.g. resize and
+    ``prepare`` maps each uint8 ``(B, C, H, W)`` batch on the device before normalisation (e.g. resize and
     encrypt a plain validation set); stored test sets are already encrypted and need none.
     """
     if len(images) == 0:
@@ -68,6 +68,6 @@ def load_trained_model(path: Path, device: torch.device) -> tuple[nn.Module, dic
     except Exception as exc:  # noqa: BLE001
         raise EtcbenchError(f"{path} is not an etcbench model file ({type(exc).__name__}: {exc})") from exc
     model = build_model(spec["model"], spec["num_classes"], spec["image_size"], spec["patch_size"],
-                        spec.get("options"), pretrained=False)
+                        spec.get("options"), pretrained=False, in_chans=spec.get("in_chans", 3))
     model.load_state_dict(ckpt.pop("state_dict"))
     return model.to(device).eval(), ckpt

@@ -1,5 +1,8 @@
 """Real JPEG (libjpeg-turbo through Pillow) at a chosen quality and chroma subsampling.
 
+Colour images ``(N, H, W, 3)`` are coded as YCbCr JPEG with the chosen chroma subsampling; single-channel images
+``(N, H, W, 1)`` (the planes of grayscale-based EtC) as grayscale JPEG, which has no chroma and ignores it.
+
 Encoding and decoding run on every core: Pillow releases the GIL inside libjpeg-turbo, so a thread pool over
 chunks of images scales without copying the batch into other processes.
 """
@@ -31,13 +34,18 @@ def _check(quality: int, subsampling: str) -> None:
 
 def _encode_one(img: np.ndarray, quality: int, subsampling: str) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(img, mode="RGB").save(buf, format="JPEG", quality=int(quality),
-                                          subsampling=SUBSAMPLING[subsampling], optimize=False)
+    if img.shape[-1] == 1:
+        Image.fromarray(img[..., 0], mode="L").save(buf, format="JPEG", quality=int(quality), optimize=False)
+    else:
+        Image.fromarray(img, mode="RGB").save(buf, format="JPEG", quality=int(quality),
+                                              subsampling=SUBSAMPLING[subsampling], optimize=False)
     return buf.getvalue()
 
 
 def _decode_one(blob: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(blob)) as im:
+        if im.mode == "L":
+            return np.asarray(im)[..., None]
         return np.asarray(im.convert("RGB"))
 
 
@@ -46,16 +54,16 @@ def _workers(workers: int | None) -> int:
 
 
 def encode(images: np.ndarray, quality: int, subsampling: Subsampling, workers: int | None = None) -> list[bytes]:
-    """Encode ``(N, H, W, 3)`` uint8 images; returns one JPEG file (bytes) per image."""
+    """Encode ``(N, H, W, 3)`` (colour) or ``(N, H, W, 1)`` (grayscale) uint8 images; one JPEG file per image."""
     _check(quality, subsampling)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"expected (N, H, W, 3) uint8 images, got {images.dtype} {images.shape}")
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"expected (N, H, W, 3) or (N, H, W, 1) uint8 images, got {images.dtype} {images.shape}")
     with ThreadPoolExecutor(_workers(workers)) as pool:
         return list(pool.map(lambda im: _encode_one(im, quality, subsampling), images, chunksize=64))
 
 
 def decode(blobs: list[bytes], workers: int | None = None) -> np.ndarray:
-    """Decode JPEG files into one ``(N, H, W, 3)`` uint8 array."""
+    """Decode JPEG files into one ``(N, H, W, 3)`` uint8 array (``(N, H, W, 1)`` for grayscale files)."""
     with ThreadPoolExecutor(_workers(workers)) as pool:
         return np.stack(list(pool.map(_decode_one, blobs, chunksize=64)))
 
@@ -73,8 +81,10 @@ def bits_per_pixel(nbytes: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def read_subsampling(blob: bytes) -> str:
-    """Chroma subsampling written in a JPEG file's frame header ("444", "422" or "420")."""
+    """Chroma subsampling written in a JPEG file's frame header ("444", "422" or "420"; "gray": one component)."""
     with Image.open(io.BytesIO(blob)) as im:
+        if im.mode == "L":
+            return "gray"
         return _PIL_TO_NAME.get(JpegImagePlugin.get_sampling(im), "other")
 
 

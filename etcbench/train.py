@@ -121,9 +121,12 @@ def train_model(
     seed_everything(seed)
     set_deterministic(recipe.deterministic)
 
-    spec = {"model": model_name, "options": model_options, "num_classes": num_classes, "image_size": image_size,
-            "patch_size": key.block_size}
-    model = build_model(model_name, num_classes, image_size, key.block_size, model_options, pretrained).to(dev)
+    in_chans, rows, cols = scheme.encrypted_shape(image_size, image_size)
+    input_size = image_size if (rows, cols) == (image_size, image_size) else [rows, cols]
+    spec = {"model": model_name, "options": model_options, "num_classes": num_classes, "image_size": input_size,
+            "patch_size": key.block_size, "in_chans": in_chans}
+    model = build_model(model_name, num_classes, input_size, key.block_size, model_options, pretrained,
+                        in_chans).to(dev)
     optimizer = _optimizer(model, recipe)
     n_train = len(data["train_y"])
     steps_per_epoch = max(1, n_train // recipe.batch_size)

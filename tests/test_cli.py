@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 
 from etcbench import ciphers
 from etcbench.cli import build_parser
-from etcbench.io import save_npz
+from etcbench.io import load_npz, save_npz
 
 STAGES = ["prepare", "keygen", "encrypt", "compress", "train", "evaluate", "report"]
 
@@ -88,6 +89,30 @@ def test_compress_refuses_images_of_another_key(tmp_path):
                    "--out-images", str(outs[0]), "--out-metrics", str(outs[1]))
     assert_one_error_line(res, "compress", "was not encrypted with key")
     assert not any(p.exists() for p in outs)
+
+
+def test_compress_codes_grayscale_planes_at_their_own_subsampling(tmp_path, natural_images):
+    scheme = ciphers.create("etc-gray", block_size=8)
+    key = scheme.generate_key(seed=1, image_size=(64, 64))
+    ciphers.save_key(key, tmp_path / "k.npz")
+    x = natural_images
+    save_npz(tmp_path / "enc.npz", x=scheme.encrypt(x, key), y=np.zeros(len(x), np.int64),
+             key_fingerprint=np.array(key.fingerprint))
+    save_npz(tmp_path / "plain.npz", x=x, y=np.zeros(len(x), np.int64), key_fingerprint=np.array("plain"))
+    outs = [tmp_path / "out.npz", tmp_path / "out.json"]
+    args = ["compress", "--images", str(tmp_path / "enc.npz"), "--plain", str(tmp_path / "plain.npz"),
+            "--key", str(tmp_path / "k.npz"), "--quality", "90", "--out-images", str(outs[0]),
+            "--out-metrics", str(outs[1])]
+    res = etcbench(*args, "--subsampling", "444")
+    assert_one_error_line(res, "compress", "use --subsampling 420")
+    assert not any(p.exists() for p in outs)
+    res = etcbench(*args, "--subsampling", "420")
+    assert res.returncode == 0, res.stderr
+    record = json.loads(outs[1].read_text())["record"]
+    assert record["jpeg_mode"] == "gray" and record["jpeg_aligned"] and record["subsampling"] == "420"
+    # bits per pixel of the 64x64 RGB image; the plane has 1.5 x 64 x 64 one-byte pixels
+    assert 0.5 < record["bpp"] < 8 and record["psnr"] > 28
+    assert load_npz(outs[0])["x"].shape == (len(x), 96, 64, 1)
 
 
 def test_missing_input_file(tmp_path):

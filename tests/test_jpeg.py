@@ -24,6 +24,16 @@ def test_bits_per_pixel_fall_as_quality_falls(natural_images, subsampling):
     assert all(a > b for a, b in zip(bpp, bpp[1:])), bpp
 
 
+def test_single_channel_images_are_grayscale_jpeg(natural_images):
+    gray = natural_images[:, :, :, 1:2]
+    blobs = jpeg.encode(gray, 75, "420")
+    assert {jpeg.read_subsampling(b) for b in blobs} == {"gray"}
+    decoded, nbytes = jpeg.roundtrip(gray, 90, "444")
+    assert decoded.shape == gray.shape and psnr_per_image(gray, decoded).mean() > 30
+    # one component instead of three: fewer bytes than the colour files at the same quality
+    assert nbytes.sum() < jpeg.roundtrip(natural_images, 90, "444")[1].sum()
+
+
 def test_roundtrip_keeps_shape_and_is_close(natural_images):
     decoded, nbytes = jpeg.roundtrip(natural_images, 90, "444", workers=2)
     assert decoded.shape == natural_images.shape and decoded.dtype == np.uint8

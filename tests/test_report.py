@@ -51,7 +51,8 @@ def _compression_records() -> list[dict]:
                             "jpeg_quality": quality, "subsampling": ss, "bpp_std": 0.1, "psnr_std": 0.5,
                             "bpp": quality / 25 + (0.3 if scheme == "etc" else 0) - (0.5 if ss == "420" else 0),
                             "psnr": math.inf if (scheme, quality, ss) == ("etc", 90, "444") else 25 + quality / 10,
-                            "n_images": 2000, "jpeg_aligned": True, "key_fingerprint": "cd34"})
+                            "n_images": 2000, "jpeg_aligned": scheme != "le", "jpeg_mode": "ycbcr",
+                            "key_fingerprint": "cd34"})
     return records
 
 

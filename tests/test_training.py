@@ -62,6 +62,22 @@ def test_models_take_block_sized_patches(name):
         assert model.stem[0].kernel_size == (BLOCK, BLOCK) and model.stem[0].stride == (BLOCK, BLOCK)
 
 
+@pytest.mark.parametrize("name", ["vit", "convmixer", "resnet18"])
+def test_models_take_one_channel_rectangular_planes(name):
+    opts = {"vit": {"depth": 1}, "convmixer": {"dim": 16, "depth": 1}}.get(name, {})
+    model = build_model(name, 10, (48, 32), BLOCK, opts, in_chans=1)
+    assert model(torch.zeros(2, 1, 48, 32)).shape == (2, 10)
+    if name == "vit":
+        assert model.patch_embed.grid_size == (6, 4) and model.patch_embed.proj.in_channels == 1
+    with pytest.raises(RuntimeError):
+        model(torch.zeros(2, 3, 48, 32))
+
+
+def test_adaptation_networks_refuse_grayscale_planes():
+    with pytest.raises(EtcbenchError, match="RGB"):
+        build_model("resnet18_tanaka", 10, (48, 32), BLOCK, {}, in_chans=1)
+
+
 def test_local_checkpoint_is_loaded_and_missing_one_is_a_clear_error(tmp_path):
     src = build_model("vit", 10, SIZE, BLOCK, {"depth": 1})
     path = tmp_path / "w.pth"
@@ -147,6 +163,27 @@ def test_training_learns_an_encrypted_task(tiny_run):
     right_top1, _ = evaluate_arrays(model, scheme.encrypt(resize_numpy(data["test_x"], SIZE), key), data["test_y"],
                                     torch.device("cpu"))
     assert right_top1 == pytest.approx(result["record"]["top1"])
+
+
+def test_training_on_grayscale_planes_of_etc_gray(tiny_run):
+    tmp_path, _, run = tiny_run
+    from etcbench.io import load_npz
+
+    scheme = ciphers.create("etc-gray", block_size=BLOCK)
+    key = scheme.generate_key(seed=5, image_size=(SIZE, SIZE))
+    ciphers.save_key(key, tmp_path / "key.npz")
+    data = load_npz(tmp_path / "data.npz")
+    planes = scheme.encrypt(resize_numpy(data["test_x"], SIZE), key)
+    assert planes.shape == (32, SIZE * 3 // 2, SIZE, 1)
+    save_npz(tmp_path / "test.npz", x=planes, y=data["test_y"], key_fingerprint=np.array(key.fingerprint))
+    result = run("g", "state_g", Recipe(epochs=4, batch_size=16, lr=0.01, augment=False), model="vit",
+                 options={"depth": 1, "embed_dim": 32, "num_heads": 2})
+    assert result["record"]["scheme"] == "etc-gray" and result["record"]["top1"] >= 0.5  # chance 0.25
+    model, ckpt = load_trained_model(tmp_path / "g" / "model.pt", torch.device("cpu"))
+    assert ckpt["spec"]["in_chans"] == 1 and ckpt["spec"]["image_size"] == [48, 32]
+    assert model.patch_embed.grid_size == (6, 4)
+    top1, _ = evaluate_arrays(model, planes, data["test_y"], torch.device("cpu"))
+    assert top1 == pytest.approx(result["record"]["top1"])
 
 
 def test_mismatched_test_set_is_refused(tiny_run):

@@ -9,6 +9,9 @@
   learnable block-mixing matrix) adaptation network, see :mod:`.adaptation`; their regularisation terms are added
   to the training loss through ``model.regularization_loss()``.
 
+Input: ``in_chans`` channels of ``image_size`` pixels, a side or ``(rows, cols)``: 3 x H x W for most schemes, one
+grayscale plane for grayscale-based EtC (``Scheme.encrypted_shape``). The adaptation networks take RGB only.
+
 ``pretrained``: ``False`` (default), ``True`` (timm's hub weights; needs network access), or the path of a local
 checkpoint (``.pth``/``.safetensors``); tensors whose shapes do not fit (the classifier head, a different patch
 size) are resampled where timm can (ViT position and patch embeddings) and otherwise left at initialisation.
@@ -47,28 +50,32 @@ def _create_timm(arch: str, pretrained: bool, **kwargs: Any) -> nn.Module:
 def build_model(
         name: str,
         num_classes: int,
-        image_size: int,
+        image_size: int | tuple[int, int],
         patch_size: int,
         options: dict[str, Any] | None = None,
         pretrained: bool | str = False,
+        in_chans: int = 3,
 ) -> nn.Module:
     """Build a classifier for ``image_size`` inputs whose patch (token) size equals ``patch_size``.
 
     Args:
         name: one of :data:`MODELS`.
         num_classes: classifier outputs.
-        image_size: square input size in pixels.
+        image_size: input size in pixels, a side (square) or ``(rows, cols)``.
         patch_size: patch size; must equal the cipher's block size for isotropic networks.
         options: model-specific settings (``arch`` and timm keyword arguments for ``vit``; ``dim``, ``depth``,
             ``kernel_size`` for ``convmixer``).
         pretrained: see the module docstring.
+        in_chans: input channels (3, or 1 for a grayscale plane).
     """
     options = dict(options or {})
     hub = pretrained is True
+    if isinstance(image_size, (list, tuple)):
+        image_size = (int(image_size[0]), int(image_size[1]))
     if name == "vit":
         arch = options.pop("arch", "vit_tiny_patch16_224")
         model = _create_timm(arch, hub, img_size=image_size, patch_size=patch_size, num_classes=num_classes,
-                             **options)
+                             in_chans=in_chans, **options)
     elif name == "convmixer":
         if hub:
             raise EtcbenchError("timm has no ConvMixer weights with a free patch size: give a local checkpoint path")
@@ -77,10 +84,14 @@ def build_model(
         act = {"gelu": nn.GELU, "relu": nn.ReLU}[options.pop("activation", "gelu")]
         model = ConvMixer(dim=options.pop("dim", 256), depth=options.pop("depth", 8),
                           kernel_size=options.pop("kernel_size", 5), patch_size=patch_size, num_classes=num_classes,
-                          act_layer=act, **options)
+                          act_layer=act, in_chans=in_chans, **options)
     elif name == "resnet18":
-        model = _create_timm(options.pop("arch", "resnet18"), hub, num_classes=num_classes, **options)
+        model = _create_timm(options.pop("arch", "resnet18"), hub, num_classes=num_classes, in_chans=in_chans,
+                             **options)
     elif name in ("resnet18_tanaka", "resnet18_madono"):
+        if in_chans != 3 or not isinstance(image_size, int):
+            raise EtcbenchError(f"{name} adapts square RGB images block by block; it cannot take {in_chans}-channel "
+                                f"{image_size} inputs (grayscale-based EtC): pair it with an RGB scheme")
         if hub:
             raise EtcbenchError(f"{name} has no hub weights (its stem takes 16 adapted channels): give a local path")
         from .adaptation import build_adapted

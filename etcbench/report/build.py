@@ -31,7 +31,8 @@ def _load_examples(plain: Path, specs: list[str], k: int) -> dict[str, dict[str,
         key = ciphers.load_key(key_path)
         scheme = ciphers.create(key.scheme, key.block_size, **key.options)
         encrypted = load_npz(images)["x"][:k]
-        out[name] = {"encrypted": encrypted, "decrypted": scheme.decrypt(encrypted, key)}
+        shown = encrypted[..., 0] if encrypted.shape[-1] == 1 else encrypted  # a grayscale plane
+        out[name] = {"encrypted": shown, "decrypted": scheme.decrypt(encrypted, key)}
     return out
 
 

@@ -199,10 +199,12 @@ def plot_top1_vs_quality(acc: pd.DataFrame, stem: Path) -> list[Path]:
 
 
 def plot_rate_distortion(comp: pd.DataFrame, stem: Path) -> list[Path]:
-    """Bits per pixel and PSNR (dB, after decryption against the plain image) against JPEG quality.
+    """Rate-distortion curves: bits per pixel (x) against PSNR after decryption (y), one line per scheme.
 
-    Two panels side by side (one row per setting); hue = scheme, marker and line style = subsampling. Infinite
-    PSNR (lossless) is drawn at a finite cap 5 dB above the largest finite value, marked and noted in the title.
+    One panel per chroma subsampling (columns) and setting (rows); each line joins a scheme's JPEG qualities in
+    order. Solid lines: the scheme's blocks are whole JPEG coding units at that subsampling (JPEG-compatible);
+    dashed: they are not. A JPEG-compatible scheme lies on the plain curve; the others need more bits for less
+    PSNR. Infinite PSNR (lossless) is drawn at a cap 5 dB above the largest finite value, marked and noted.
 
     Args:
         comp: output of :func:`etcbench.report.tables.compression_table`.
@@ -211,10 +213,11 @@ def plot_rate_distortion(comp: pd.DataFrame, stem: Path) -> list[Path]:
     Returns:
         The PNG and PDF paths.
     """
-    _require(comp, [*_CONFIG_KEYS, "scheme", "jpeg_quality", "subsampling", "bpp", "psnr"], "compression")
+    _require(comp, [*_CONFIG_KEYS, "scheme", "jpeg_quality", "subsampling", "bpp", "psnr", "jpeg_aligned"],
+             "compression")
     if comp.empty:
         raise EtcbenchError("no compression rows to plot (rate-distortion)")
-    data = _with_config(comp)
+    data = _with_config(comp).sort_values("jpeg_quality", kind="mergesort")
     data["psnr"] = data["psnr"].astype(float)
     infinite = np.isposinf(data["psnr"])
     cap = None
@@ -227,27 +230,30 @@ def plot_rate_distortion(comp: pd.DataFrame, stem: Path) -> list[Path]:
     configs = _configs(data)
     schemes, palette = _scheme_palette(data["scheme"])
     subsamplings = _subsampling_order(data["subsampling"])
-    markers = {ss: _MARKERS[i % len(_MARKERS)] for i, ss in enumerate(subsamplings)}
-    dashes = {ss: _DASHES[i % len(_DASHES)] for i, ss in enumerate(subsamplings)}
-
-    fig, axes = plt.subplots(len(configs), 2, figsize=(10.0, 3.8 * len(configs)), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(len(configs), len(subsamplings), figsize=(5.2 * len(subsamplings), 4.2 * len(configs)),
+                             squeeze=False)
     for i, cfg in enumerate(configs):
-        sub = data.loc[data["config"] == cfg]
-        for ax, y, label in ((axes[i, 0], "bpp", "bits per pixel"), (axes[i, 1], "psnr", "PSNR (dB)")):
-            sns.lineplot(data=sub, x="jpeg_quality", y=y, hue="scheme", style="subsampling",
-                         hue_order=[s for s in schemes if s in set(sub["scheme"])], palette=palette,
-                         style_order=subsamplings, markers=markers, dashes=dashes, errorbar=None, ax=ax,
-                         legend=False)
-            ax.set(xlabel="JPEG quality", ylabel=label)
-        title = "" if len(configs) == 1 else f" ({cfg})"
-        axes[i, 0].set_title(f"rate{title}")
-        psnr_title = f"PSNR after decryption{title}"
-        if cap is not None:
-            axes[i, 1].axhline(cap, color="0.6", linestyle=":", linewidth=1)
-            psnr_title += f"\ninf PSNR (lossless) drawn at {cap:.0f} dB"
-        axes[i, 1].set_title(psnr_title)
-    fig.legend(handles=_legend_handles(schemes, palette, subsamplings, markers, dashes), loc="upper left",
-               bbox_to_anchor=(1.0, 0.95), frameon=False)
+        for j, ss in enumerate(subsamplings):
+            ax = axes[i, j]
+            sub = data.loc[(data["config"] == cfg) & (data["subsampling"] == ss)]
+            for scheme in schemes:
+                line = sub.loc[sub["scheme"] == scheme]
+                if line.empty:
+                    continue
+                aligned = bool(line["jpeg_aligned"].all())
+                ax.plot(line["bpp"], line["psnr"], color=palette[scheme], marker="o", markersize=4,
+                        linestyle="-" if aligned else "--", linewidth=1.8 if aligned else 1.2)
+            if cap is not None:
+                ax.axhline(cap, color="0.6", linestyle=":", linewidth=1)
+            ax.set(xlabel="bits per pixel", ylabel="PSNR after decryption (dB)")
+            ax.set_title(f"JPEG {ss[0]}:{ss[1]}:{ss[2]}" + ("" if len(configs) == 1 else f" ({cfg})"), fontsize=10)
+    handles = [Line2D([], [], color="none", label="scheme")]
+    handles += [Line2D([], [], color=palette[s], lw=2, label=s) for s in schemes]
+    handles += [Line2D([], [], color="0.3", linestyle="-", label="blocks fit the JPEG grid"),
+                Line2D([], [], color="0.3", linestyle="--", label="blocks do not fit")]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False)
+    note = f"; inf PSNR (lossless) drawn at {cap:.0f} dB" if cap is not None else ""
+    fig.suptitle(f"Rate-distortion after decryption, one point per JPEG quality{note}", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, stem)
 

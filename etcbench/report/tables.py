@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 ACCURACY_COLUMNS = ["dataset", "image_size", "block_size", "model", "scheme", "jpeg_quality", "subsampling", "seed",
                     "top1"]
 COMPRESSION_COLUMNS = ["dataset", "image_size", "block_size", "scheme", "jpeg_quality", "subsampling", "bpp", "bpp_std",
-                       "psnr", "psnr_std", "n_images", "jpeg_aligned"]
+                       "psnr", "psnr_std", "n_images", "jpeg_aligned", "jpeg_mode"]
 SUMMARY_COLUMNS = ["dataset", "image_size", "block_size", "model", "scheme", "top1_mean_pct", "top1_std_pct", "n_seeds",
                    "paper_top1"]
 PAPER_NOT_AVAILABLE = "not available"
@@ -161,7 +161,8 @@ def compression_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     df = _frame(records, COMPRESSION_COLUMNS, "compression")
     df = _cast(df, {"dataset": str, "image_size": "int64", "block_size": "int64", "scheme": str,
                     "jpeg_quality": "int64", "subsampling": str, "bpp": "float64", "bpp_std": "float64",
-                    "psnr": "float64", "psnr_std": "float64", "n_images": "int64", "jpeg_aligned": bool},
+                    "psnr": "float64", "psnr_std": "float64", "n_images": "int64", "jpeg_aligned": bool,
+                    "jpeg_mode": str},
                "compression")
     _check_duplicates(df, _COMP_KEYS, "compression")
     return _sorted(df, _COMP_KEYS)[COMPRESSION_COLUMNS]

@@ -34,6 +34,25 @@ def test_lint_is_clean():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+PLANE_SUBSAMPLING = {"etc-gray": "420", "etc-gray-444": "444"}
+
+
+def expected_jobs(cfg: dict) -> dict[str, int]:
+    """Job counts the grid of a config file implies (defaults as in the schema)."""
+    seeds = len(cfg.get("seeds", [0]))
+    jpeg = cfg.get("jpeg", {})
+    qualities = len(jpeg.get("qualities", [30, 50, 70, 90]))
+    subsampling = len(jpeg.get("subsampling", ["444", "420"]))
+    runs = keys = variants = 0
+    for setting in cfg["grid"]:
+        schemes = setting["schemes"]
+        runs += sum(len(models) for models in schemes.values()) * seeds
+        keys += len(set(schemes) | {"plain"})  # plain is the PSNR reference of every setting
+        variants += sum(qualities * (1 if s in PLANE_SUBSAMPLING else subsampling) for s in schemes)
+    return {"train_model": runs, "evaluate_model": runs, "make_key": keys, "encrypt_test": keys,
+            "compress_jpeg": variants, "prepare_data": 1, "make_report": 1}
+
+
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/smoke.yaml", "config/paper.yaml"])
 def test_dry_run_builds_the_whole_grid(configfile):
     import yaml
@@ -42,14 +61,41 @@ def test_dry_run_builds_the_whole_grid(configfile):
     assert res.returncode == 0, res.stderr[-2000:]
     counts = job_counts(res.stdout)
     cfg = yaml.safe_load((REPO / configfile).read_text())
-    schemes = len(cfg.get("schemes", ["plain", "etc"]))
-    models, seeds = len(cfg.get("models", [1, 2, 3])), len(cfg.get("seeds", [0]))
-    jpeg = cfg.get("jpeg", {})
-    variants = len(jpeg.get("qualities", [30, 50, 70, 90])) * len(jpeg.get("subsampling", ["444", "420"]))
-    assert counts["train_model"] == counts["evaluate_model"] == schemes * models * seeds
-    assert counts["compress_jpeg"] == schemes * variants
-    assert counts["make_key"] == counts["encrypt_test"] == schemes
-    assert counts["prepare_data"] == counts["make_report"] == 1
+    assert {k: counts.get(k, 0) for k in expected_jobs(cfg)} == expected_jobs(cfg)
+    # grayscale-plane schemes are compressed at their own chroma subsampling only
+    for scheme, ss in PLANE_SUBSAMPLING.items():
+        other = "444" if ss == "420" else "420"
+        assert not re.search(rf"/{scheme}/q\d+-{other}\.json", res.stdout)
+        if scheme in cfg["grid"][0]["schemes"]:
+            assert re.search(rf"/{scheme}/q\d+-{ss}\.json", res.stdout)
+
+
+def test_plane_subsampling_matches_the_cipher_registry():
+    from etcbench import ciphers
+
+    planes = {n: ciphers.create(n, block_size=8).plane_subsampling for n in ciphers.available()}
+    assert {n: s for n, s in planes.items() if s is not None} == PLANE_SUBSAMPLING
+    common = (REPO / "workflow/rules/common.smk").read_text()
+    assert 'PLANE_SUBSAMPLING = {"etc-gray": "420", "etc-gray-444": "444"}' in common
+    schema = (REPO / "workflow/schemas/config.schema.yaml").read_text()
+    enum = re.search(r"propertyNames: \{enum: \[(.*?)\]\}", schema)[1].split(", ")
+    assert sorted(enum) == ciphers.available()
+
+
+@pytest.mark.parametrize(("grid", "message"), [
+    ("[{image_size: 64, block_size: 16, schemes: {etc: [vit]}}, {image_size: 64, block_size: 16, schemes: {le: []}}]",
+     "settings 1 and 2 are both s64-m16"),
+    ("[{image_size: 40, block_size: 16, schemes: {etc: [vit]}}]", "not a multiple of block_size 16"),
+    ("[{image_size: 48, block_size: 16, schemes: {etc-gray: []}}]", "etc-gray"),
+    ("[{image_size: 64, block_size: 16, schemes: {rot13: [vit]}}]", "rot13"),
+    ("[{image_size: 64, block_size: 16, schemes: {etc: [vgg]}}]", "vgg"),
+])
+def test_bad_grid_is_one_clear_error(tmp_path, grid, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"grid: {grid}\n")
+    res = snakemake("-n", "--configfile", str(bad), "--directory", str(REPO))
+    assert res.returncode != 0
+    assert message in res.stdout + res.stderr
 
 
 def test_every_config_key_has_a_description_and_the_default_validates():
@@ -64,6 +110,8 @@ def test_every_config_key_has_a_description_and_the_default_validates():
             if "description" not in sub:
                 missing.append(path + name)
             walk(sub, f"{path}{name}.")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[].")
 
     walk(schema, "")
     assert missing == []
@@ -81,26 +129,41 @@ def test_unknown_config_key_is_an_error(tmp_path):
 
 @pytest.mark.workflow
 def test_smoke_run_produces_the_report(tmp_path, cifar_archive):
+    import yaml
+
     env = {"ETCBENCH_CIFAR10_ARCHIVE": str(cifar_archive)}
     res = snakemake("--cores", "2", "--configfile", str(REPO / "config/smoke.yaml"), "--directory", str(tmp_path),
                     timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-4000:]
     report = tmp_path / "results/report"
+    cfg = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
     acc = pd.read_csv(report / "accuracy.csv", dtype={"subsampling": str})
     assert list(acc.columns) == ["dataset", "image_size", "block_size", "model", "scheme", "jpeg_quality",
                                  "subsampling", "seed", "top1"]
-    # 3 models x 2 schemes x (uncompressed + 2 qualities x 2 subsamplings) x 1 seed
-    assert len(acc) == 3 * 2 * 5
-    assert set(acc.model) == {"vit", "convmixer", "resnet18"} and set(acc.scheme) == {"plain", "etc"}
-    assert set(acc.subsampling) == {"none", "444", "420"}
-    assert acc.jpeg_quality.isna().sum() == 6 and set(acc.jpeg_quality.dropna().astype(int)) == {50, 90}
-    assert (acc.dataset == "cifar10").all() and (acc.image_size == 32).all() and (acc.block_size == 8).all()
-    assert acc.top1.between(0, 1).all()
+    # every (setting, scheme, model) of the grid, uncompressed and at every JPEG variant of its scheme
+    qualities = cfg["jpeg"]["qualities"]
+    expected = set()
+    for setting in cfg["grid"]:
+        for scheme, models in setting["schemes"].items():
+            variants = [(None, "none")] + [(q, ss) for q in qualities
+                                           for ss in ([PLANE_SUBSAMPLING[scheme]] if scheme in PLANE_SUBSAMPLING
+                                                      else cfg["jpeg"]["subsampling"])]
+            expected |= {(setting["image_size"], setting["block_size"], scheme, model, q, ss)
+                         for model in models for q, ss in variants}
+    got = {(r.image_size, r.block_size, r.scheme, r.model, None if pd.isna(r.jpeg_quality) else int(r.jpeg_quality),
+            r.subsampling) for r in acc.itertuples()}
+    assert got == expected and len(acc) == len(expected)
+    assert (acc.dataset == "cifar10").all() and acc.top1.between(0, 1).all()
     comp = pd.read_csv(report / "compression.csv", dtype={"subsampling": str})
-    assert len(comp) == 2 * 2 * 2 and (comp.bpp > 0).all()
-    # plain JPEG loses a little; EtC's 8-px blocks fit the 4:4:4 grid, so its PSNR stays within 1 dB there
-    q90 = comp[(comp.jpeg_quality == 90) & (comp.subsampling == "444")].set_index("scheme")
-    assert abs(q90.psnr["etc"] - q90.psnr["plain"]) < 1.0
+    assert (comp.bpp > 0).all() and len(comp) == sum(
+        len(qualities) * (1 if s in PLANE_SUBSAMPLING else 2) for st in cfg["grid"] for s in st["schemes"])
+    # plain JPEG loses a little; EtC's 8-px blocks fit the 4:4:4 grid, so its PSNR stays within 1 dB there,
+    # while LE's nibble shuffle does not survive JPEG; grayscale EtC is coded as grayscale JPEG of its plane
+    q90 = comp[(comp.jpeg_quality == 90) & (comp.image_size == 32) & (comp.block_size == 8)].set_index(
+        ["scheme", "subsampling"])
+    assert abs(q90.psnr["etc", "444"] - q90.psnr["plain", "444"]) < 1.0
+    assert q90.psnr["le", "444"] < q90.psnr["plain", "444"] - 5
+    assert q90.jpeg_mode["etc-gray", "420"] == "gray" and q90.jpeg_mode["etc", "420"] == "ycbcr"
     assert "not available" in (report / "summary.md").read_text()
     for name in ("top1_by_model_scheme", "top1_vs_jpeg_quality", "jpeg_bpp_psnr", "examples"):
         assert (report / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"

@@ -12,8 +12,33 @@ wildcard_constraints:
 
 
 DATASET = config["dataset"]["name"]
-SETTING = f"s{config['dataset']['image_size']}-m{config['block_size']}"
 DATA = f"results/data/{DATASET}.npz"
+# schemes that encrypt into one grayscale plane with the chroma subsampling built in (their JPEG is grayscale):
+# each is compressed at its own subsampling only (etcbench.ciphers: Scheme.plane_subsampling)
+PLANE_SUBSAMPLING = {"etc-gray": "420", "etc-gray-444": "444"}
+
+
+def setting_id(entry):
+    return f"s{entry['image_size']}-m{entry['block_size']}"
+
+
+def check_grid(grid):
+    """The grid's settings by id, after the checks the schema cannot express (one clear line each)."""
+    settings = {}
+    for i, entry in enumerate(grid, 1):
+        size, block, sid = entry["image_size"], entry["block_size"], setting_id(entry)
+        if sid in settings:
+            raise ValueError(f"config grid: settings {list(settings).index(sid) + 1} and {i} are both {sid}")
+        bad = [s for s in entry["schemes"] if s != "pe" and size % (2 * block if s in PLANE_SUBSAMPLING else block)]
+        if bad:
+            raise ValueError(f"config grid setting {i}: image_size {size} is not a multiple of block_size {block} "
+                             f"(of 2 x {block} for etc-gray) as {', '.join(bad)} need")
+        settings[sid] = entry
+    return settings
+
+
+SETTINGS = check_grid(config["grid"])
+MAIN_SETTING = next(iter(SETTINGS))
 
 
 def as_json(obj):
@@ -54,12 +79,9 @@ def archive_arg(wildcards):
     return f"--archive {archive}" if archive else ""
 
 
-def jpeg_grid():
-    return expand(
-        "q{quality}-{subsampling}",
-        quality=config["jpeg"]["qualities"],
-        subsampling=config["jpeg"]["subsampling"],
-    )
+def jpeg_variants(scheme):
+    subsampling = [PLANE_SUBSAMPLING[scheme]] if scheme in PLANE_SUBSAMPLING else config["jpeg"]["subsampling"]
+    return expand("q{quality}-{subsampling}", quality=config["jpeg"]["qualities"], subsampling=subsampling)
 
 
 def jpeg_sets(wildcards):
@@ -67,33 +89,37 @@ def jpeg_sets(wildcards):
         "results/jpeg/{setting}/{scheme}/{variant}.npz",
         setting=wildcards.setting,
         scheme=wildcards.scheme,
-        variant=jpeg_grid(),
+        variant=jpeg_variants(wildcards.scheme),
     )
 
 
 def accuracy_records():
-    return expand(
-        "results/eval/{setting}/{scheme}/{model}/seed{seed}.json",
-        setting=SETTING,
-        scheme=config["schemes"],
-        model=config["models"],
-        seed=config["seeds"],
-    )
+    return [
+        f"results/eval/{setting}/{scheme}/{model}/seed{seed}.json"
+        for setting, entry in SETTINGS.items()
+        for scheme, models in entry["schemes"].items()
+        for model in models
+        for seed in config["seeds"]
+    ]
 
 
 def compression_records():
-    return expand(
-        "results/jpeg/{setting}/{scheme}/{variant}.json",
-        setting=SETTING,
-        scheme=config["schemes"],
-        variant=jpeg_grid(),
-    )
+    return [
+        f"results/jpeg/{setting}/{scheme}/{variant}.json"
+        for setting, entry in SETTINGS.items()
+        for scheme in entry["schemes"]
+        for variant in jpeg_variants(scheme)
+    ]
+
+
+def example_schemes():
+    return list(SETTINGS[MAIN_SETTING]["schemes"])
 
 
 def example_specs(wildcards, input):
     return " ".join(
         f"{scheme}={enc}={key}"
-        for scheme, enc, key in zip(config["schemes"], input.encrypted, input.key_files)
+        for scheme, enc, key in zip(example_schemes(), input.encrypted, input.key_files)
     )
 
 

@@ -6,16 +6,16 @@ rule make_report:
     input:
         accuracy=accuracy_records(),
         compression=compression_records(),
-        plain=f"results/encrypted/{SETTING}/plain/test.npz",
+        plain=f"results/encrypted/{MAIN_SETTING}/plain/test.npz",
         encrypted=expand(
             "results/encrypted/{setting}/{scheme}/test.npz",
-            setting=SETTING,
-            scheme=config["schemes"],
+            setting=MAIN_SETTING,
+            scheme=example_schemes(),
         ),
         key_files=expand(
             "results/keys/{setting}/{scheme}.key.npz",
-            setting=SETTING,
-            scheme=config["schemes"],
+            setting=MAIN_SETTING,
+            scheme=example_schemes(),
         ),
     output:
         tables=expand(
