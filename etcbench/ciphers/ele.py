@@ -12,7 +12,8 @@ Steps, in the written order (the same convention as :mod:`.etc`):
    ``flags[j]``, shuffled by ``nibble_perm[j]`` (output position ``k`` takes ``nibble_perm[j, k]``), reversed at
    ``flags[j]`` again and merged; net effect: output ``k`` is reversed iff ``flags[j, k] XOR flags[j, perm[j, k]]``.
 
-All of it is one :class:`~.plan.GatherPlan` over the six-channel nibble image (:mod:`.nibbles`).
+All of it is one :class:`~.plan.GatherPlan` over the six-channel nibble image (:mod:`.nibbles`),
+executed on the bytes themselves as two gathers (:class:`.nibbles.NibblePairPlan`).
 
 Choices the literature leaves open, fixed here:
     * order and indexing: scrambling first, per-block keys indexed by the output position (as :mod:`.etc`).

@@ -15,7 +15,8 @@ Steps:
 The key (``nibble_perm`` and ``flags``) is the same for every block and every image (shared-block scope). Steps
 3-5 compose into one gather and one mask: output ``k`` is reversed iff ``flags[k] XOR flags[nibble_perm[k]]``
 (reversed once at the source or once at the destination, never twice). All of it is one
-:class:`~.plan.GatherPlan` over the six-channel nibble image (:mod:`.nibbles`).
+:class:`~.plan.GatherPlan` over the six-channel nibble image (:mod:`.nibbles`),
+executed on the bytes themselves as two gathers (:class:`.nibbles.NibblePairPlan`).
 
 Choices the literature leaves open, fixed here:
     * key positions follow Tanaka's code: the ``M x M x 3`` block flattened in (row, column, channel) order, all

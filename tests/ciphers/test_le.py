@@ -10,14 +10,7 @@ from hypothesis import strategies as st
 
 from etcbench import ciphers
 from etcbench.ciphers.blocks import to_blocks
-from etcbench.ciphers.nibbles import (
-    merge_nibbles,
-    merge_planes,
-    planar_plan,
-    split_nibbles,
-    split_planes,
-    tanaka_positions,
-)
+from etcbench.ciphers.nibbles import NibblePairPlan, merge_nibbles, split_nibbles, tanaka_positions
 from cipher_helpers import grid, images, nchw, tanaka_le, tanaka_nibbles
 
 
@@ -31,8 +24,6 @@ def test_nibble_layout_on_a_hand_made_pixel():
     zt = split_nibbles(nchw(x))
     assert zt.shape == (1, 6, 1, 1) and zt[0, :, 0, 0].tolist() == [0x2, 0xB, 0x0, 0x1, 0xA, 0xF]
     assert np.array_equal(merge_nibbles(z), x) and torch.equal(merge_nibbles(zt), nchw(x))
-    stacked = split_planes(x)
-    assert stacked.shape == (1, 2, 1, 3) and stacked[0, :, 0].tolist() == [[0x2, 0xB, 0x0], [0x1, 0xA, 0xF]]
 
 
 @settings(max_examples=20, deadline=None)
@@ -42,14 +33,9 @@ def test_split_and_merge_are_exact_inverses(h, w, n, seed):
     z = split_nibbles(x)
     assert z.max() <= 15 and np.array_equal(merge_nibbles(z), x)
     assert np.array_equal(merge_nibbles(z[0]), x[0])  # unbatched
-    assert np.array_equal(merge_planes(split_planes(x)), x)
     xt = nchw(x)
     assert np.array_equal(split_nibbles(xt).permute(0, 2, 3, 1).numpy(), z)
     assert torch.equal(merge_nibbles(split_nibbles(xt)), xt)
-    assert np.array_equal(split_planes(xt).permute(0, 2, 3, 1).numpy(), split_planes(x))
-    assert torch.equal(merge_planes(split_planes(xt)), xt)
-    # the stacked layout holds the same values: six-channel (r, c, half*3+ch) == stacked (half*H + r, c, ch)
-    assert np.array_equal(split_planes(x), np.concatenate([z[..., :3], z[..., 3:]], axis=1))
 
 
 def test_split_rejects_non_uint8():
@@ -79,7 +65,7 @@ def test_round_trip_and_tanaka_parity(grid, seed, n, independent):
     assert np.array_equal(scheme.decrypt(y, key), x)
     assert np.array_equal(x, images(n, m * bh, m * bw, seed % 1000))  # input untouched
     assert np.array_equal(y, tanaka_le(x, key.arrays["nibble_perm"], key.arrays["flags"], m))
-    # the executed (plane-stacked) plan is the six-channel plan relabelled
+    # the executed (two-gather byte) plan equals the six-channel plan
     assert np.array_equal(y, merge_nibbles(scheme.plan(key).apply(split_nibbles(x))))
     assert np.array_equal(x, merge_nibbles(scheme.plan(key).inverse().apply(split_nibbles(y))))
 
@@ -159,7 +145,7 @@ def test_bad_inputs_give_clear_errors():
         ciphers.create("le", block_size=8, flags="x")
 
 
-def test_planar_plan_rejects_other_shapes():
+def test_pair_plan_rejects_other_shapes():
     plan = ciphers.create("etc", block_size=4).plan(ciphers.create("etc", block_size=4).generate_key(1, (8, 8)))
     with pytest.raises(ValueError, match="nibble"):
-        planar_plan(plan)
+        NibblePairPlan.from_nibble_plan(plan)
