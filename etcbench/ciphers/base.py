@@ -7,6 +7,9 @@ Accepted images (the same rule for every scheme):
     * numpy ``(N, H, W, 3)`` or ``(H, W, 3)``, channels last;
     * torch ``(N, 3, H, W)`` or ``(3, H, W)``, channels first, on any device;
     * dtype uint8, or floating point in [0, 1] (float results equal the uint8 result / 255, up to rounding).
+
+Encrypted images have the shape of the input, except for grayscale-plane schemes (``plane_subsampling`` set), which
+encrypt to one-channel planes of :meth:`Scheme.encrypted_shape` and decrypt those back to RGB.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class Scheme:
 
     name: ClassVar[str] = ""
     invertible: ClassVar[bool] = True
+    # grayscale-plane schemes: the chroma subsampling built into their one-channel plane ("420" or "444"); a JPEG of
+    # the plane is a grayscale JPEG. None for schemes whose encrypted images are RGB.
+    plane_subsampling: ClassVar[str | None] = None
 
     def __init__(self, block_size: int) -> None:
         if not isinstance(block_size, (int, np.integer)) or block_size < 1:
@@ -76,6 +82,22 @@ class Scheme:
 
     def decrypt(self, x: Any, key: Key) -> Any:
         raise NotImplementedError
+
+    def encrypted_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """``(channels, rows, cols)`` of one encrypted ``height x width`` image (RGB schemes keep the shape)."""
+        return 3, height, width
+
+    def public_layout(self, x: np.ndarray) -> np.ndarray:
+        """The key-free part of encryption: ``(N, H, W, 3)`` uint8 images in the encrypted layout, unencrypted.
+
+        Identity for RGB schemes; the unencrypted YCbCr plane for grayscale-plane schemes. Attackers know it (it
+        is part of the public algorithm): their reconstructions are estimates of it.
+        """
+        return np.asarray(x)
+
+    def from_public_layout(self, y: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`public_layout`: images in the encrypted layout -> ``(N, H, W, 3)`` uint8 RGB."""
+        return np.asarray(y)
 
     def jpeg_aligned(self, subsampling: Subsampling) -> bool:
         """Whether every block is a union of whole JPEG coding units for this chroma subsampling."""

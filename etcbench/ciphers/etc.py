@@ -28,10 +28,14 @@ Choices the literature leaves open, fixed here:
       lossy and :meth:`decrypt` raises.
 
 Each step is drawn from its own child of the seed, so switching one step off leaves the others unchanged.
+
+The per-block edit (:func:`block_edit`) and the draw of steps 2-4 (:func:`draw_block_steps`) are shared with
+grayscale-based EtC (:mod:`.etc_gray`), which applies them to one-channel YCbCr planes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from itertools import permutations
 from typing import Any, Literal
 
@@ -40,10 +44,10 @@ import numpy as np
 from .base import GatherScheme
 from .blocks import num_blocks
 from .keys import Key
-from .plan import GatherPlan, block_plan
+from .plan import BlockEdit, GatherPlan, block_plan
 from .registry import register_scheme
 
-__all__ = ["EtC", "CHANNEL_PERMS", "LEGACY_CHANNEL_MAPS", "dihedral_maps"]
+__all__ = ["EtC", "CHANNEL_PERMS", "LEGACY_CHANNEL_MAPS", "block_edit", "dihedral_maps", "draw_block_steps"]
 
 CHANNEL_PERMS = np.array(list(permutations((0, 1, 2))), dtype=np.int64)
 # effective output (R, G, B) <- input channel maps of the in-place bug, one per channel code (paper.md 3.8)
@@ -56,6 +60,57 @@ def dihedral_maps(block_size: int) -> np.ndarray:
     maps = [np.rot90(base, k=c % 4) for c in range(4)]
     maps += [np.fliplr(m) for m in maps]
     return np.stack([m.ravel() for m in maps])
+
+
+def draw_block_steps(children: Sequence[np.random.SeedSequence], n: int, scramble: bool, rotate_flip: bool,
+                     negative_positive: bool, np_fraction: Literal["random", "half"]) -> dict[str, np.ndarray]:
+    """Draw the key arrays of steps 2-4 for ``n`` blocks, each step from its own child of the seed.
+
+    Args:
+        children: three child seeds: block permutation, rotation/flip codes, NP flags.
+        n: number of blocks.
+        scramble, rotate_flip, negative_positive: whether each step is on (off: identity arrays).
+        np_fraction: ``"random"`` (a fair bit per block) or ``"half"`` (exactly ``n // 2`` flagged blocks).
+
+    Returns:
+        ``block_perm`` (a permutation of ``n``), ``rot_flip`` (codes 0..7) and ``negpos`` (bool), each ``(n,)``.
+    """
+    rng_perm, rng_rot, rng_np = (np.random.default_rng(s) for s in children)
+    if np_fraction == "half":
+        negpos = rng_np.permutation(np.arange(n) < n // 2)
+    else:
+        negpos = rng_np.random(n) < 0.5
+    return {
+        "block_perm": rng_perm.permutation(n) if scramble else np.arange(n),
+        "rot_flip": rng_rot.integers(0, 8, n) if rotate_flip else np.zeros(n, dtype=np.int64),
+        "negpos": negpos if negative_positive else np.zeros(n, dtype=bool),
+    }
+
+
+def block_edit(arrays: Mapping[str, np.ndarray], block_size: int, channel_table: np.ndarray | None = None) -> BlockEdit:
+    """The per-block edit of EtC, for :func:`.plan.block_plan`: scramble, rotate/flip, permute channels; NP mask.
+
+    Output block ``j`` is input block ``arrays["block_perm"][j]`` turned by symmetry ``arrays["rot_flip"][j]``
+    (:func:`dihedral_maps`); with ``channel_table``, its output channel ``k`` then takes channel
+    ``channel_table[arrays["channel_perm"][j], k]``. The mask flags every value of the blocks with
+    ``arrays["negpos"]``. Without ``channel_table`` it works for any number of channels (one for grayscale planes).
+
+    Args:
+        arrays: the key arrays, indexed by output block.
+        block_size: M.
+        channel_table: ``(codes, C)`` channel maps, or ``None`` for no channel step.
+    """
+    m = block_size
+
+    def edit(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n, c = blocks.shape[0], blocks.shape[-1]
+        blocks = blocks[arrays["block_perm"]].reshape(n, m * m, c)
+        blocks = np.take_along_axis(blocks, dihedral_maps(m)[arrays["rot_flip"]][:, :, None], axis=1)
+        if channel_table is not None:
+            blocks = np.take_along_axis(blocks, channel_table[arrays["channel_perm"]][:, None, :], axis=2)
+        return blocks.reshape(n, m, m, c), arrays["negpos"].astype(bool)[:, None, None, None]
+
+    return edit
 
 
 @register_scheme("etc")
@@ -119,29 +174,14 @@ class EtC(GatherScheme):
 
     def _draw(self, seed_seq: np.random.SeedSequence, height: int, width: int) -> dict[str, np.ndarray]:
         n = num_blocks(height, width, self.block_size)
-        rng_perm, rng_rot, rng_np, rng_ch = (np.random.default_rng(s) for s in seed_seq.spawn(4))
-        if self.np_fraction == "half":
-            negpos = rng_np.permutation(np.arange(n) < n // 2)
-        else:
-            negpos = rng_np.random(n) < 0.5
-        return {
-            "block_perm": rng_perm.permutation(n) if self.scramble else np.arange(n),
-            "rot_flip": rng_rot.integers(0, 8, n) if self.rotate_flip else np.zeros(n, dtype=np.int64),
-            "negpos": negpos if self.negative_positive else np.zeros(n, dtype=bool),
-            "channel_perm": rng_ch.integers(0, 6, n) if self.color_shuffle else np.zeros(n, dtype=np.int64),
-        }
+        *children, child_ch = seed_seq.spawn(4)
+        arrays = draw_block_steps(children, n, self.scramble, self.rotate_flip, self.negative_positive,
+                                  self.np_fraction)
+        rng_ch = np.random.default_rng(child_ch)
+        arrays["channel_perm"] = rng_ch.integers(0, 6, n) if self.color_shuffle else np.zeros(n, dtype=np.int64)
+        return arrays
 
     def build_plan(self, key: Key) -> GatherPlan:
         h, w = key.image_size
-        m = self.block_size
-        a = key.arrays
         channel_table = LEGACY_CHANNEL_MAPS if self.legacy_channel_bug else CHANNEL_PERMS
-
-        def edit(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            n = blocks.shape[0]
-            blocks = blocks[a["block_perm"]].reshape(n, m * m, 3)
-            blocks = np.take_along_axis(blocks, dihedral_maps(m)[a["rot_flip"]][:, :, None], axis=1)
-            blocks = np.take_along_axis(blocks, channel_table[a["channel_perm"]][:, None, :], axis=2)
-            return blocks.reshape(n, m, m, 3), a["negpos"].astype(bool)[:, None, None, None]
-
-        return block_plan(h, w, m, edit)
+        return block_plan(h, w, self.block_size, block_edit(key.arrays, self.block_size, channel_table))

@@ -1,4 +1,10 @@
-"""Checks every registered scheme must pass: round trip, numpy/torch parity, batched = unbatched, CUDA = CPU."""
+"""Checks every registered scheme must pass: round trip, numpy/torch parity, batched = unbatched, CUDA = CPU.
+
+Grayscale-plane schemes (``plane_subsampling`` set) encrypt RGB images to one-channel planes of
+``scheme.encrypted_shape(H, W)`` and decrypt them back to RGB through a lossy colour conversion, so for them the
+round trip must give the plain colour round trip ``from_plane(to_plane(x))`` exactly; every other scheme must give
+``x`` back and keep the shape.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,25 @@ import pytest
 import torch
 
 from etcbench import ciphers
+from etcbench.ciphers.ycbcr import from_plane, to_plane
 
 SCHEMES = ciphers.available()
 
 
 def test_the_registry_holds_every_scheme():
-    assert {"plain", "etc", "le", "ele", "pe", "pixel-shuffle"} <= set(SCHEMES)
+    assert {"plain", "etc", "le", "ele", "pe", "pixel-shuffle", "etc-gray", "etc-gray-444"} <= set(SCHEMES)
+
+
+def round_trip_of(scheme: ciphers.Scheme, x):
+    """What ``decrypt(encrypt(x))`` must be: ``x``, or for grayscale-plane schemes the plain colour round trip."""
+    s = scheme.plane_subsampling
+    return x if s is None else from_plane(to_plane(x, s), s)
+
+
+def unencrypted(scheme: ciphers.Scheme, x):
+    """``x`` in the layout the scheme encrypts: the image, or its plane for grayscale-plane schemes."""
+    s = scheme.plane_subsampling
+    return x if s is None else to_plane(x, s)
 
 
 @pytest.mark.parametrize("name", SCHEMES)
@@ -21,14 +40,17 @@ def test_round_trip_parity_and_batching(name):
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
     scheme = ciphers.create(name, block_size=8)
     key = scheme.generate_key(seed=11, image_size=(32, 48))
+    c, rows, cols = scheme.encrypted_shape(32, 48)
+    assert scheme.plane_subsampling is not None or (c, rows, cols) == (3, 32, 48)
     y = scheme.encrypt(x, key)
-    assert y.dtype == np.uint8 and y.shape == x.shape
-    assert np.array_equal(scheme.decrypt(y, key), x)
-    assert name == "plain" or not np.array_equal(y, x)
+    assert y.dtype == np.uint8 and y.shape == (3, rows, cols, c)
+    expected = round_trip_of(scheme, x)
+    assert np.array_equal(scheme.decrypt(y, key), expected)
+    assert name == "plain" or not np.array_equal(y, unencrypted(scheme, x))
     yt = scheme.encrypt(xt, key)
-    assert yt.dtype == torch.uint8 and yt.shape == xt.shape
+    assert yt.dtype == torch.uint8 and yt.shape == (3, c, rows, cols)
     assert np.array_equal(yt.permute(0, 2, 3, 1).numpy(), y)
-    assert torch.equal(scheme.decrypt(yt, key), xt)
+    assert torch.equal(scheme.decrypt(yt, key), torch.from_numpy(expected).permute(0, 3, 1, 2))
     assert np.array_equal(scheme.encrypt(x[1], key), y[1]) and torch.equal(scheme.encrypt(xt[2], key), yt[2])
     assert np.array_equal(x, np.random.default_rng(8).integers(0, 256, (3, 32, 48, 3), dtype=np.uint8))
 
@@ -42,7 +64,7 @@ def test_cuda_matches_cpu(name):
     key = scheme.generate_key(seed=3, image_size=(64, 64))
     yt = scheme.encrypt(xt.cuda(), key)
     assert yt.is_cuda and torch.equal(yt.cpu(), scheme.encrypt(xt, key))
-    assert torch.equal(scheme.decrypt(yt, key).cpu(), xt)
+    assert torch.equal(scheme.decrypt(yt, key).cpu(), round_trip_of(scheme, xt))
 
 
 @pytest.mark.parametrize("name", SCHEMES)
@@ -66,17 +88,30 @@ def test_float_input_is_the_uint8_result_over_255_or_refused(name):
 @pytest.mark.parametrize("name", SCHEMES)
 def test_bad_images_get_clear_errors(name):
     scheme = ciphers.create(name, block_size=8)
-    key = scheme.generate_key(seed=1, image_size=(16, 24))
-    good = np.zeros((1, 16, 24, 3), np.uint8)
+    h, w = (32, 48) if scheme.plane_subsampling == "420" else (16, 24)  # 4:2:0 planes need sides in multiples of 2M
+    key = scheme.generate_key(seed=1, image_size=(h, w))
+    good = np.zeros((1, h, w, 3), np.uint8)
     cases = {
-        "generated for 16x24": np.zeros((1, 24, 16, 3), np.uint8),
-        "3 colour channels": np.zeros((1, 16, 24, 4), np.uint8),
+        f"generated for {h}x{w}": np.zeros((1, w, h, 3), np.uint8),
+        "3 colour channels": np.zeros((1, h, w, 4), np.uint8),
         "dtype": good.astype(np.int32),
-        "3 or 4 dimensions": np.zeros((16, 24), np.uint8),
+        "3 or 4 dimensions": np.zeros((h, w), np.uint8),
     }
+    if scheme.plane_subsampling is None:
+        decrypt_cases = list(cases.items())
+    else:  # decrypt takes (N, rows, cols, 1) planes
+        c, rows, cols = scheme.encrypted_shape(h, w)
+        plane = f"planes of {rows}x{cols}"
+        decrypt_cases = [(plane, np.zeros((1, rows + 8, cols, 1), np.uint8)),
+                         (plane, np.zeros((1, rows, cols - 8, 1), np.uint8)), (plane, good),
+                         (plane, np.zeros((1, rows, cols, 3), np.uint8)),
+                         ("dtype", np.zeros((1, rows, cols, 1), np.int32)),
+                         ("3 or 4 dimensions", np.zeros((rows, cols), np.uint8))]
     for message, bad in cases.items():
-        for fn in (scheme.encrypt, scheme.decrypt):
-            with pytest.raises(ValueError, match=message):
-                fn(bad, key)
+        with pytest.raises(ValueError, match=message):
+            scheme.encrypt(bad, key)
+    for message, bad in decrypt_cases:
+        with pytest.raises(ValueError, match=message):
+            scheme.decrypt(bad, key)
     with pytest.raises(ValueError, match="3 colour channels"):
         scheme.encrypt(torch.zeros(1, 16, 24, 3, dtype=torch.uint8), key)  # channels-last torch is refused
