@@ -20,6 +20,7 @@ include: "workflow/rules/encrypt.smk"
 include: "workflow/rules/jpeg.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/attack.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -63,7 +63,6 @@ def cmd_encrypt(a: argparse.Namespace) -> None:
     import numpy as np
 
     from . import ciphers
-    from .data.transforms import resize_numpy
     from .io import load_npz, save_npz
 
     key = ciphers.load_key(a.key)
@@ -71,7 +70,11 @@ def cmd_encrypt(a: argparse.Namespace) -> None:
     data = load_npz(a.data)
     if f"{a.split}_x" not in data:
         raise EtcbenchError(f"{a.data} has no split {a.split!r}")
-    x = resize_numpy(data[f"{a.split}_x"], a.image_size, a.interpolation)
+    x = data[f"{a.split}_x"]
+    if x.shape[1:3] != (a.image_size, a.image_size):  # torch (the training resize) only where a resize is needed
+        from .data.transforms import resize_numpy
+
+        x = resize_numpy(x, a.image_size, a.interpolation)
     y = scheme.encrypt(x, key)
     save_npz(a.out, x=y, y=data[f"{a.split}_y"], key_fingerprint=np.array(key.fingerprint),
              scheme=np.array(key.scheme))
@@ -129,6 +132,7 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
+    from . import ciphers
     from .evaluate import evaluate_arrays, load_trained_model
     from .io import load_npz, write_json
     from .manifest import manifest
@@ -148,7 +152,75 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         records.append({**base, "jpeg_quality": quality, "subsampling": str(data["subsampling"]) if quality else "none",
                         "top1": top1, "loss": loss, "n_test": int(len(data["y"]))})
         log.info("%s/%s q=%s %s: top-1 %.4f", base["model"], base["scheme"], quality, records[-1]["subsampling"], top1)
-    write_json(a.out, {"records": records, "manifest": manifest("evaluate", started, time.time(), dev)})
+    # key mismatch: the same test images encrypted with another key of the scheme, and not encrypted at all
+    mismatch = [{**_mismatch_base(base), "test_key": "own", "top1": records[0]["top1"]}]
+    if a.other_test:
+        other = load_npz(a.other_test)
+        if str(other["key_fingerprint"]) == ckpt["key_fingerprint"] and base["scheme"] != "plain":
+            raise EtcbenchError(f"{a.other_test} was encrypted with the model's own key; a key mismatch needs another")
+        top1, _ = evaluate_arrays(model, other["x"], other["y"], dev, a.batch_size)
+        mismatch.append({**_mismatch_base(base), "test_key": "other", "top1": top1})
+    if a.plain_test:
+        plain = load_npz(a.plain_test)
+        layout = ciphers.create(base["scheme"], base["block_size"]).public_layout(plain["x"])  # key-free part
+        top1, _ = evaluate_arrays(model, layout, plain["y"], dev, a.batch_size)
+        mismatch.append({**_mismatch_base(base), "test_key": "none", "top1": top1})
+    for r in mismatch[1:]:
+        log.info("%s/%s test key %s: top-1 %.4f", base["model"], base["scheme"], r["test_key"], r["top1"])
+    write_json(a.out, {"records": records, "key_mismatch": mismatch,
+                       "manifest": manifest("evaluate", started, time.time(), dev)})
+
+
+def _mismatch_base(record: dict[str, Any]) -> dict[str, Any]:
+    keys = ("dataset", "image_size", "block_size", "model", "scheme", "seed")
+    return {k: record[k] for k in keys}
+
+
+def cmd_attack(a: argparse.Namespace) -> None:
+    _set_threads(a.threads)
+    import numpy as np
+
+    from . import attacks, ciphers
+    from .attacks.protocol import attacker_seeds, default_options, run_attack
+    from .data.transforms import resize_numpy
+    from .io import load_npz, save_npz, write_json
+    from .manifest import manifest
+    from .seeding import seed_everything, select_device
+
+    started = time.time()
+    key = ciphers.load_key(a.key)
+    scheme = ciphers.create(key.scheme, key.block_size, **key.options)
+    test, plain = load_npz(a.test), load_npz(a.plain)
+    if str(test["key_fingerprint"]) != key.fingerprint:
+        raise EtcbenchError(f"{a.test} was not encrypted with key {a.key}")
+    if a.num_images > len(plain["x"]):
+        raise EtcbenchError(f"--num-images {a.num_images} exceeds the {len(plain['x'])} test images of {a.plain}")
+    unknown = sorted(set(a.options) - set(a.attacks))
+    if unknown:
+        raise EtcbenchError(f"--options names attack(s) {', '.join(unknown)} that are not run")
+    names = ["none", *[n for n in a.attacks if n != "none"]]
+    runs = [attacks.create(n, block_size=key.block_size, **default_options(n, key.scheme, a.options.get(n, {})))
+            for n in names]
+    seeds = attacker_seeds(a.attacker_seed, a.attacker_keys, a.defender_seeds)
+    own = np.empty((0, *key.image_size, 3), np.uint8)
+    if any(r.needs_training for r in runs):
+        data = load_npz(a.data)
+        if a.train_images > len(data["train_x"]):
+            raise EtcbenchError(f"--train-images {a.train_images} exceeds the {len(data['train_x'])} training images")
+        own = resize_numpy(data["train_x"][:a.train_images], key.image_size[0], a.interpolation)
+    dev = select_device(a.device)
+    target, reference = test["x"][:a.num_images], plain["x"][:a.num_images]
+    records, examples = [], {}
+    for attack in runs:
+        seed_everything(a.seed)
+        record, rgb = run_attack(attack, scheme, key, target, reference, own, seeds, seed=a.seed, device=dev,
+                                 progress=not a.no_progress)
+        records.append({**record, "dataset": a.dataset})
+        examples[attack.name] = rgb[:a.num_examples]
+    save_npz(a.out_examples, plain=reference[:a.num_examples], scheme=np.array(key.scheme),
+             attacks=np.array(names), **{f"x_{n}": x for n, x in examples.items()})
+    write_json(a.out, {"records": records, "manifest": manifest("attack", started, time.time(), dev, seed=a.seed,
+                                                                key_fingerprint=key.fingerprint)})
 
 
 def cmd_report(a: argparse.Namespace) -> None:
@@ -156,7 +228,8 @@ def cmd_report(a: argparse.Namespace) -> None:
 
     build_report(accuracy=[Path(p) for p in a.accuracy], compression=[Path(p) for p in a.compression],
                  plain=Path(a.plain) if a.plain else None, examples=a.examples, num_examples=a.num_examples,
-                 out_dir=Path(a.out_dir), config=a.config)
+                 out_dir=Path(a.out_dir), config=a.config, attacks=[Path(p) for p in a.attacks],
+                 attack_examples=[Path(p) for p in a.attack_examples])
 
 
 # parser -----------------------------------------------------------------------------------------------------------
@@ -232,10 +305,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model-file", required=True)
     s.add_argument("--test", required=True, help="uncompressed encrypted test set")
     s.add_argument("--jpeg", nargs="*", default=[], help="JPEG-decoded test sets from 'compress'")
+    s.add_argument("--other-test", help="the test set encrypted with another key of the scheme (key mismatch)")
+    s.add_argument("--plain-test", help="the test set not encrypted (the 'plain' scheme's set)")
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--out", required=True)
+
+    s = stage("attack", cmd_attack, "Run a ciphertext-only attack on a scheme's encrypted test images and score it.")
+    s.add_argument("--attacks", nargs="+", required=True, help="attacks to run (fr, itn, gan, jigsaw); the 'none' "
+                                                               "floor (the encrypted image as it is) is always added")
+    s.add_argument("--options", type=_json_arg, default={}, help="options per attack as a JSON object")
+    s.add_argument("--data", required=True, help="split arrays from 'prepare' (the attacker's own images: train split)")
+    s.add_argument("--key", required=True, help="the target key (only its scheme, fingerprint and, for scoring the "
+                                                "jigsaw layout, its block order are used)")
+    s.add_argument("--test", required=True, help="target test images encrypted with --key")
+    s.add_argument("--plain", required=True, help="the same test images, plain (the 'plain' scheme's set)")
+    s.add_argument("--num-images", type=int, default=100, help="target test images attacked and scored")
+    s.add_argument("--train-images", type=int, default=2000, help="attacker's own plain images (train split)")
+    s.add_argument("--attacker-keys", type=int, default=8, help="keys the attacker encrypts their images with")
+    s.add_argument("--attacker-seed", type=int, required=True, help="first seed of the attacker's keys")
+    s.add_argument("--defender-seeds", type=int, nargs="+", required=True,
+                   help="the defender's key seeds (the attacker's must differ)")
+    s.add_argument("--interpolation", default="bicubic", choices=["nearest", "bilinear", "bicubic"])
+    s.add_argument("--seed", type=int, default=0, help="the attack's training seed")
+    s.add_argument("--num-examples", type=int, default=4)
+    s.add_argument("--dataset", default="cifar10")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--out", required=True, help="attack records (.json)")
+    s.add_argument("--out-examples", required=True, help="first reconstructions, RGB (.npz)")
 
     s = stage("report", cmd_report, "Tables (CSV, Markdown, LaTeX) and figures (PNG, PDF) from the result records.")
     s.add_argument("--accuracy", nargs="+", required=True, help="records from 'evaluate'")
@@ -244,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--examples", nargs="*", default=[], metavar="SCHEME=IMAGES.npz=KEY.npz",
                    help="encrypted set and key per scheme for the example figure")
     s.add_argument("--num-examples", type=int, default=6)
+    s.add_argument("--attacks", nargs="*", default=[], help="records from 'attack'")
+    s.add_argument("--attack-examples", nargs="*", default=[], help="example reconstructions from 'attack'")
     s.add_argument("--config", type=_json_arg, default=None,
                    help="the run's resolved configuration (JSON), written beside the tables as config.yaml")
     s.add_argument("--out-dir", required=True)

@@ -45,6 +45,8 @@ def build_report(
         examples: list[str] | None = None,
         num_examples: int = 6,
         config: dict | None = None,
+        attacks: list[Path] | None = None,
+        attack_examples: list[Path] | None = None,
 ) -> list[Path]:
     """Write ``accuracy``, ``summary`` and ``compression`` tables and the figures under ``out_dir``.
 
@@ -53,6 +55,8 @@ def build_report(
     written: list[Path] = []
     try:
         _build(written, accuracy, compression, out_dir, plain, examples or [], num_examples)
+        if attacks:
+            _build_attacks(written, attacks, attack_examples or [], out_dir)
         if config is not None:
             with atomic_write(out_dir / "config.yaml", binary=False) as fh:
                 fh.write("# resolved configuration of this run (defaults filled in; the key seed is left out)\n")
@@ -68,11 +72,14 @@ def build_report(
 
 def _build(written: list[Path], accuracy: list[Path], compression: list[Path], out_dir: Path, plain: Path | None,
            examples: list[str], num_examples: int) -> None:
-    records = [r for p in accuracy for r in read_json(p)["records"]]
-    acc = tables.accuracy_table(records)
+    evaluations = [read_json(p) for p in accuracy]
+    acc = tables.accuracy_table([r for e in evaluations for r in e["records"]])
     written += tables.write_table(acc, out_dir / "accuracy", "Top-1 accuracy per model, scheme, JPEG setting and seed")
     written += tables.write_table(tables.accuracy_summary(acc), out_dir / "summary",
                                   "Top-1 (%) on uncompressed test images, mean and std over seeds")
+    written += tables.write_table(tables.key_mismatch_table([r for e in evaluations for r in e.get("key_mismatch", [])]),
+                                  out_dir / "key_mismatch",
+                                  "Top-1 with the model's own key, another key of its scheme, and no encryption")
     fig_dir = out_dir / "figures"
     written += figures.plot_top1_by_model_scheme(acc, fig_dir / "top1_by_model_scheme")
     written += figures.plot_top1_vs_quality(acc, fig_dir / "top1_vs_jpeg_quality")
@@ -83,3 +90,22 @@ def _build(written: list[Path], accuracy: list[Path], compression: list[Path], o
         written += figures.plot_rate_distortion(comp, fig_dir / "jpeg_bpp_psnr")
     if plain is not None and examples:
         written += figures.plot_examples(_load_examples(plain, examples, num_examples), fig_dir / "examples")
+
+
+def _build_attacks(written: list[Path], records: list[Path], examples: list[Path], out_dir: Path) -> None:
+    table = tables.attack_table([r for p in records for r in read_json(p)["records"]])
+    written += tables.write_table(table, out_dir / "attacks",
+                                  "Attacks: SSIM and PSNR of reconstructions against the plain test images")
+    written += figures.plot_attack_ssim(table, out_dir / "figures" / "attack_ssim")
+    reconstructions, plain = {}, None
+    for path in examples:
+        data = load_npz(path)
+        if plain is None:
+            plain = data["plain"]
+        if data["plain"].shape != plain.shape:
+            continue  # another setting: the figure shows the first setting's images
+        for name in data["attacks"]:
+            reconstructions[(str(data["scheme"]), str(name))] = data[f"x_{name}"]
+    if plain is None:
+        raise EtcbenchError("no attack example files for the attack example figure")
+    written += figures.plot_attack_examples(plain, reconstructions, out_dir / "figures" / "attack_examples")

@@ -25,7 +25,7 @@ from ..errors import EtcbenchError  # noqa: E402
 from ..io import atomic_write  # noqa: E402
 
 __all__ = ["save_figure", "plot_top1_by_model_scheme", "plot_top1_vs_quality", "plot_rate_distortion",
-           "plot_examples"]
+           "plot_examples", "plot_attack_ssim", "plot_attack_examples"]
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ def plot_top1_by_model_scheme(acc: pd.DataFrame, stem: Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(configs), figsize=(width * len(configs), 4.2), squeeze=False, sharey=True)
     for j, (ax, cfg) in enumerate(zip(axes[0], configs)):
         sub = data.loc[data["config"] == cfg]
-        sns.barplot(data=sub, x="model", y="top1_pct", hue="scheme", order=models, hue_order=schemes,
+        sns.barplot(data=sub, x="model", y="top1_pct", hue="scheme", order=[m for m in models if m in set(sub["model"])],
+                    hue_order=schemes,
                     palette=palette, errorbar=errorbar, capsize=0.15 if errorbar else 0.0, err_kws={"linewidth": 1},
                     ax=ax, legend=j == len(configs) - 1)
         for container in ax.containers:
@@ -304,3 +305,55 @@ def plot_examples(examples: Mapping[str, Mapping[str, np.ndarray]], stem: Path) 
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
     return save_figure(fig, stem)
+
+
+def plot_attack_ssim(attacks: pd.DataFrame, stem: Path) -> list[Path]:
+    """SSIM (mean ± sd over the attacked images) of every attack's reconstructions against the plain images.
+
+    x = scheme, hue = attack (``none``: the encrypted image as it is), one panel per setting. A scheme resists an
+    attack where its bar stays near the ``none`` floor.
+    """
+    _require(attacks, [*_CONFIG_KEYS, "scheme", "attack", "ssim", "ssim_std"], "attack")
+    if attacks.empty:
+        raise EtcbenchError("no attack rows to plot")
+    data = _with_config(attacks)
+    configs = _configs(data)
+    schemes, _ = _scheme_palette(data["scheme"])
+    names = ["none", *sorted(set(data["attack"]) - {"none"})] if "none" in set(data["attack"]) else sorted(
+        set(data["attack"]))
+    colours = dict(zip(names, sns.color_palette("Greys", 1) + sns.color_palette("Set2", len(names))))
+    fig, axes = plt.subplots(len(configs), 1, figsize=(max(6.0, 0.9 * len(schemes) * len(names) / 2 + 2), 3.6 *
+                                                       len(configs)), squeeze=False)
+    width = 0.8 / len(names)
+    for ax, cfg in zip(axes[:, 0], configs):
+        sub = data.loc[data["config"] == cfg]
+        order = [s for s in schemes if s in set(sub["scheme"])]
+        for k, name in enumerate(names):
+            rows = sub.loc[sub["attack"] == name].set_index("scheme").reindex(order)
+            x = np.arange(len(order)) + (k - (len(names) - 1) / 2) * width
+            ax.bar(x, rows["ssim"], width, yerr=rows["ssim_std"], color=colours[name], label=name,
+                   error_kw={"linewidth": 0.8})
+        ax.set_xticks(np.arange(len(order)), order, rotation=20)
+        ax.set(ylabel="SSIM vs plain", ylim=(min(0.0, float(sub["ssim"].min()) - 0.05), 1.0),
+               title=cfg if len(configs) > 1 else "")
+        ax.axhline(0, color="0.5", linewidth=0.6)
+    axes[0, 0].legend(title="attack", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.suptitle("Attacks: SSIM of reconstructions against the plain test images (mean ± sd)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def plot_attack_examples(plain: np.ndarray, reconstructions: Mapping[tuple[str, str], np.ndarray],
+                         stem: Path) -> list[Path]:
+    """Example reconstructions: the plain images on top, then one row per (scheme, attack), one column per image.
+
+    Args:
+        plain: ``(k, H, W, 3)`` uint8, the attacked test images.
+        reconstructions: ``{(scheme, attack): (k, H, W, 3) uint8}`` in row order.
+        stem: output path without suffix.
+    """
+    rows: dict[str, dict[str, np.ndarray]] = {"plain": {"image": plain}}
+    for (scheme, attack), images in reconstructions.items():
+        rows[f"{scheme} / {attack}"] = {"reconstruction": images}
+    labelled = {name: kinds for name, kinds in rows.items()}
+    return plot_examples(labelled, stem)

@@ -26,6 +26,10 @@ __all__ = [
     "accuracy_table",
     "compression_table",
     "accuracy_summary",
+    "attack_table",
+    "key_mismatch_table",
+    "ATTACK_COLUMNS",
+    "KEY_MISMATCH_COLUMNS",
     "write_table",
 ]
 
@@ -37,6 +41,10 @@ COMPRESSION_COLUMNS = ["dataset", "image_size", "block_size", "scheme", "jpeg_qu
                        "psnr", "psnr_std", "n_images", "jpeg_aligned", "jpeg_mode"]
 SUMMARY_COLUMNS = ["dataset", "image_size", "block_size", "model", "scheme", "top1_mean_pct", "top1_std_pct", "n_seeds",
                    "paper_top1"]
+ATTACK_COLUMNS = ["dataset", "image_size", "block_size", "scheme", "attack", "ssim", "ssim_std", "psnr", "psnr_std",
+                  "direct_comparison", "neighbour_comparison", "direct_comparison_sym", "neighbour_comparison_sym",
+                  "n_images", "attacker_images", "attacker_keys", "seconds"]
+KEY_MISMATCH_COLUMNS = ["dataset", "image_size", "block_size", "model", "scheme", "seed", "test_key", "top1"]
 PAPER_NOT_AVAILABLE = "not available"
 PAPER_NOTE = "Paper values: not available (the paper's tables are not known; see docs/paper.md §12)."
 
@@ -166,6 +174,42 @@ def compression_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                "compression")
     _check_duplicates(df, _COMP_KEYS, "compression")
     return _sorted(df, _COMP_KEYS)[COMPRESSION_COLUMNS]
+
+
+def attack_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per attack record (setting, scheme, attack), columns :data:`ATTACK_COLUMNS`, sorted.
+
+    ``direct_comparison`` and ``neighbour_comparison`` (as recovered, and ``_sym``: up to a symmetry of the whole
+    grid, which edges alone cannot resolve) are empty except for layout-recovering attacks (jigsaw);
+    ``psnr`` is ``inf`` where every reconstruction is exact. The ``none`` attack (the encrypted image as it is)
+    sorts first within a scheme.
+    """
+    df = _frame(records, ATTACK_COLUMNS, "attack")
+    df = _cast(df, {"dataset": str, "image_size": "int64", "block_size": "int64", "scheme": str, "attack": str,
+                    "ssim": "float64", "ssim_std": "float64", "psnr": "float64", "psnr_std": "float64",
+                    "direct_comparison": "float64", "neighbour_comparison": "float64",
+                    "direct_comparison_sym": "float64", "neighbour_comparison_sym": "float64", "n_images": "int64",
+                    "attacker_images": "int64", "attacker_keys": "int64", "seconds": "float64"}, "attack")
+    keys = ["dataset", "image_size", "block_size", "scheme", "attack"]
+    _check_duplicates(df, keys, "attack")
+    df["_order"] = df["attack"] != "none"
+    df = df.sort_values(["dataset", "image_size", "block_size", "scheme", "_order", "attack"], kind="mergesort")
+    return df[ATTACK_COLUMNS].reset_index(drop=True)
+
+
+def key_mismatch_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Top-1 of every model on its test images encrypted with its own key, another key, and not encrypted.
+
+    Columns :data:`KEY_MISMATCH_COLUMNS`; ``test_key`` is ``own``, ``other`` or ``none`` (in that order).
+    """
+    df = _frame(records, KEY_MISMATCH_COLUMNS, "key-mismatch")
+    df = _cast(df, {"dataset": str, "image_size": "int64", "block_size": "int64", "model": str, "scheme": str,
+                    "seed": "int64", "test_key": str, "top1": "float64"}, "key-mismatch")
+    keys = [c for c in KEY_MISMATCH_COLUMNS if c != "top1"]
+    _check_duplicates(df, keys, "key-mismatch")
+    df["_order"] = df["test_key"].map({"own": 0, "other": 1, "none": 2}).fillna(3)
+    df = df.sort_values(["dataset", "image_size", "block_size", "model", "scheme", "seed", "_order"], kind="mergesort")
+    return df[KEY_MISMATCH_COLUMNS].reset_index(drop=True)
 
 
 def accuracy_summary(acc: pd.DataFrame) -> pd.DataFrame:

@@ -43,14 +43,18 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     jpeg = cfg.get("jpeg", {})
     qualities = len(jpeg.get("qualities", [30, 50, 70, 90]))
     subsampling = len(jpeg.get("subsampling", ["444", "420"]))
-    runs = keys = variants = 0
+    runs = keys = other_keys = variants = attacks = 0
     for setting in cfg["grid"]:
         schemes = setting["schemes"]
         runs += sum(len(models) for models in schemes.values()) * seeds
         keys += len(set(schemes) | {"plain"})  # plain is the PSNR reference of every setting
+        # the "other" key of every scheme with a trained model (plain has no key material)
+        other_keys += sum(1 for s, models in schemes.items() if models and s != "plain")
         variants += sum(qualities * (1 if s in PLANE_SUBSAMPLING else subsampling) for s in schemes)
+        attacks += len(schemes) if setting.get("attacks") else 0
     return {"train_model": runs, "evaluate_model": runs, "make_key": keys, "encrypt_test": keys,
-            "compress_jpeg": variants, "prepare_data": 1, "make_report": 1}
+            "make_other_key": other_keys, "encrypt_other_test": other_keys, "compress_jpeg": variants,
+            "attack_scheme": attacks, "prepare_data": 1, "make_report": 1}
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/smoke.yaml", "config/paper.yaml"])
@@ -164,11 +168,26 @@ def test_smoke_run_produces_the_report(tmp_path, cifar_archive):
     assert abs(q90.psnr["etc", "444"] - q90.psnr["plain", "444"]) < 1.0
     assert q90.psnr["le", "444"] < q90.psnr["plain", "444"] - 5
     assert q90.jpeg_mode["etc-gray", "420"] == "gray" and q90.jpeg_mode["etc", "420"] == "ycbcr"
+    # key mismatch: every model with its own key, another key (not for plain) and no encryption
+    km = pd.read_csv(report / "key_mismatch.csv")
+    assert len(km) == 3 * len(acc[acc.subsampling == "none"]) - len(acc[(acc.subsampling == "none") &
+                                                                        (acc.scheme == "plain")])
+    assert set(km.test_key) == {"own", "other", "none"} and km.top1.between(0, 1).all()
+    # attacks: every scheme of the attacked setting, each attack plus the "none" floor
+    att = pd.read_csv(report / "attacks.csv")
+    attacked = cfg["grid"][0]
+    assert len(att) == len(attacked["schemes"]) * (1 + len(attacked["attacks"]))
+    assert set(att.attack) == {"none", *attacked["attacks"]} and att.ssim.between(-1, 1).all()
+    floor = att.set_index(["scheme", "attack"])
+    assert floor.ssim["plain", "none"] == pytest.approx(1.0) and floor.ssim["etc", "none"] < 0.5
+    assert att.loc[att.attack == "jigsaw", "direct_comparison"].between(0, 1).all()
+    assert att.loc[att.attack != "jigsaw", "direct_comparison"].isna().all()
     assert "not available" in (report / "summary.md").read_text()
-    for name in ("top1_by_model_scheme", "top1_vs_jpeg_quality", "jpeg_bpp_psnr", "examples"):
+    for name in ("top1_by_model_scheme", "top1_vs_jpeg_quality", "jpeg_bpp_psnr", "examples", "attack_ssim",
+                 "attack_examples"):
         assert (report / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (report / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
-    for table in ("accuracy", "summary", "compression"):
+    for table in ("accuracy", "summary", "compression", "key_mismatch", "attacks"):
         assert (report / f"{table}.tex").stat().st_size > 0 and (report / f"{table}.md").stat().st_size > 0
     resolved = (report / "config.yaml").read_text()
     assert "train_size: 200" in resolved and "key_seed" not in resolved
@@ -180,4 +199,4 @@ def test_smoke_run_produces_the_report(tmp_path, cifar_archive):
                     str(html), timeout=180, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     text = html.read_text(errors="replace")
-    assert "top1_vs_jpeg_quality.png" in text and "examples.png" in text
+    assert "top1_vs_jpeg_quality.png" in text and "examples.png" in text and "attack_examples.png" in text

@@ -34,6 +34,10 @@ def check_grid(grid):
             raise ValueError(f"config grid setting {i}: image_size {size} is not a multiple of block_size {block} "
                              f"(of 2 x {block} for etc-gray) as {', '.join(bad)} need")
         settings[sid] = entry
+    seeds = range(config["attack"]["attacker_seed"], config["attack"]["attacker_seed"] + config["attack"]["attacker_keys"])
+    if any(entry["attacks"] for entry in grid) and {config["key_seed"], config["key_seed"] + 1} & set(seeds):
+        raise ValueError(f"config attack: the attacker's key seeds {seeds.start}..{seeds.stop - 1} include the "
+                         f"defender's key_seed {config['key_seed']} or key_seed + 1")
     return settings
 
 
@@ -77,6 +81,32 @@ def resolved_config(wildcards):
 def archive_arg(wildcards):
     archive = config["dataset"]["archive"]
     return f"--archive {archive}" if archive else ""
+
+
+def other_key_test(wildcards):
+    """The test set encrypted with the scheme's other key (none for plain, which has no key material)."""
+    if wildcards.scheme == "plain":
+        return []
+    return f"results/encrypted/{wildcards.setting}/{wildcards.scheme}/test-other.npz"
+
+
+def attack_runs():
+    """(setting, scheme) of every attack job: each runs its setting's attacks, plus the "none" floor."""
+    return [(setting, scheme) for setting, entry in SETTINGS.items() if entry["attacks"] for scheme in entry["schemes"]]
+
+
+def attack_options(wildcards):
+    """Options of the attacks this setting runs (as one JSON object)."""
+    names = SETTINGS[wildcards.setting]["attacks"]
+    return as_json({k: v for k, v in config["attack"]["options"].items() if k in names})
+
+
+def attack_records():
+    return [f"results/attacks/{setting}/{scheme}.json" for setting, scheme in attack_runs()]
+
+
+def attack_examples():
+    return [f"results/attacks/{setting}/{scheme}.examples.npz" for setting, scheme in attack_runs()]
 
 
 def jpeg_variants(scheme):
@@ -123,13 +153,13 @@ def example_specs(wildcards, input):
     )
 
 
-REPORT_TABLES = ["accuracy", "summary", "compression"]
+REPORT_TABLES = ["accuracy", "summary", "compression", "key_mismatch"] + (["attacks"] if attack_runs() else [])
 REPORT_FIGURES = [
     "top1_by_model_scheme",
     "top1_vs_jpeg_quality",
     "jpeg_bpp_psnr",
     "examples",
-]
+] + (["attack_examples", "attack_ssim"] if attack_runs() else [])
 
 
 def report_outputs():

@@ -35,3 +35,30 @@ rule encrypt_test:
     shell:
         "python -m etcbench encrypt --data {input.data} --key {input.key} --split test "
         "--image-size {params.size} --interpolation {params.interpolation} --out {output} 2> {log}"
+
+
+# the "other" key of each scheme (key_seed + 1) and the test set encrypted with it: every model is also tested
+# with a key that is not its own (key mismatch)
+use rule make_key as make_other_key with:
+    output:
+        key="results/keys/{setting}/{scheme}.other.key.npz",
+        info="results/keys/{setting}/{scheme}.other.json",
+    params:
+        size=image_size,
+        block=block_size,
+        seed=config["key_seed"] + 1,
+        options=scheme_options,
+    log:
+        "results/logs/make_key/{setting}-{scheme}-other.log",
+
+
+use rule encrypt_test as encrypt_other_test with:
+    input:
+        data=DATA,
+        key="results/keys/{setting}/{scheme}.other.key.npz",
+    output:
+        "results/encrypted/{setting}/{scheme}/test-other.npz",
+    log:
+        "results/logs/encrypt_test/{setting}-{scheme}-other.log",
+    benchmark:
+        "results/benchmarks/encrypt_test/{setting}-{scheme}-other.tsv"

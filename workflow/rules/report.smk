@@ -17,6 +17,8 @@ rule make_report:
             setting=MAIN_SETTING,
             scheme=example_schemes(),
         ),
+        attacks=attack_records(),
+        attack_examples=attack_examples(),
     output:
         tables=expand(
             "results/report/{table}.{ext}",
@@ -58,6 +60,21 @@ rule make_report:
             caption="../report/examples.rst",
             category="Examples",
         ),
+        key_mismatch=report(
+            "results/report/key_mismatch.csv",
+            caption="../report/key_mismatch.rst",
+            category="Accuracy",
+        ),
+        attack_files=[
+            report(f"results/report/{name}", caption=f"../report/{caption}", category="Attacks")
+            for name, caption in (
+                ("attacks.csv", "attacks.rst"),
+                ("figures/attack_examples.png", "attack_examples.rst"),
+                ("figures/attack_ssim.png", "attack_ssim.rst"),
+            )
+        ]
+        if attack_runs()
+        else [],
         pdfs=expand("results/report/figures/{figure}.pdf", figure=REPORT_FIGURES),
         config="results/report/config.yaml",
     params:
@@ -71,4 +88,5 @@ rule make_report:
     shell:
         "python -m etcbench report --accuracy {input.accuracy} --compression {input.compression} "
         "--plain {input.plain} --examples {params.examples} --num-examples {params.num_examples} "
+        "--attacks {input.attacks} --attack-examples {input.attack_examples} "
         "--config {params.config:q} --out-dir results/report 2> {log}"

@@ -1,0 +1,91 @@
+"""GAN-Attack: learns the identity on natural-image crops, runs end to end against real ciphers, is seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import etcbench.attacks.gan  # noqa: F401  (registers "gan")
+from etcbench import attacks, ciphers
+from etcbench.metrics import ssim_per_image
+
+HELD_OUT = np.array([3, 7, 11, 15])  # tiles whose crops are never trained on
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small CPU batches run faster on one thread (and do not fight the other tests for shared cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def crops(x: np.ndarray, size: int) -> np.ndarray:
+    n, h, w, c = x.shape
+    grid = x.reshape(n, h // size, size, w // size, size, c).transpose(0, 1, 3, 2, 4, 5)
+    return np.ascontiguousarray(grid.reshape(-1, size, size, c))
+
+
+def test_learns_the_identity_on_held_out_crops(natural_images):
+    train_tiles = np.setdiff1d(np.arange(len(natural_images)), HELD_OUT)[::2]
+    train, test = crops(natural_images[train_tiles], 16), crops(natural_images[HELD_OUT], 16)  # 96 and 64 crops
+    attack = attacks.create("gan", block_size=4, arch="pixel", epochs=4, batch_size=8, lr=1e-3)
+    stats = attack.fit(train, train, seed=0)
+    ssim = ssim_per_image(test, attack.reconstruct(test).images).mean()
+    assert ssim >= 0.9, ssim
+    history = stats["history"]
+    assert len(history) == 4 and {"train_loss", "train_adv_loss", "train_d_loss", "val_loss"} <= set(history[0])
+    assert stats["best_val_loss"] == min(h["val_loss"] for h in history)
+
+
+@pytest.mark.parametrize("scheme_name, arch, block", [("pe", "pixel", 4), ("etc", "block", 8)])
+def test_end_to_end_against_a_cipher(natural_images, scheme_name, arch, block):
+    scheme = ciphers.create(scheme_name, block_size=block)
+    train, test = crops(natural_images[:12], 32), crops(natural_images[12:], 32)
+    parts = np.array_split(np.arange(len(train)), 3)  # the attacker's images spread over three keys of their own
+    keys = [scheme.generate_key(seed=s, image_size=(32, 32)) for s in (21, 22, 23)]
+    encrypted = np.concatenate([scheme.encrypt(train[p], k) for p, k in zip(parts, keys)])
+    attack = attacks.create("gan", block_size=block, arch=arch, epochs=1, batch_size=16)
+    stats = attack.fit(train, encrypted, seed=0)
+    assert stats["n_train"] + stats["n_val"] == len(train)
+    result = attack.reconstruct(scheme.encrypt(test, scheme.generate_key(seed=99, image_size=(32, 32))))
+    assert result.images.shape == test.shape and result.images.dtype == np.uint8
+
+
+def test_one_channel_planes():
+    x = np.random.default_rng(0).integers(0, 256, (12, 48, 32, 1), dtype=np.uint8)
+    attack = attacks.create("gan", block_size=8, epochs=1, batch_size=4)
+    attack.fit(x, 255 - x, seed=0)
+    out = attack.reconstruct(255 - x[:3]).images
+    assert out.shape == (3, 48, 32, 1) and out.dtype == np.uint8
+
+
+def test_same_seed_same_reconstruction(natural_images):
+    train = crops(natural_images[:8], 16)
+
+    def run(seed: int) -> np.ndarray:
+        attack = attacks.create("gan", block_size=4, epochs=1, batch_size=32)
+        attack.fit(train, 255 - train, seed=seed)
+        return attack.reconstruct(255 - train[:16]).images
+
+    first = run(0)
+    np.testing.assert_array_equal(first, run(0))
+    assert not np.array_equal(first, run(1))
+
+
+def test_options_and_bad_input():
+    attack = attacks.create("gan", block_size=4)
+    assert attack.needs_training
+    assert attack.options == {"arch": "block", "epochs": 3, "batch_size": 64, "val_fraction": 0.1,
+                              "eval_batch_size": 256, "lr": 2e-4, "beta1": 0.5, "adv_weight": 0.01}
+    with pytest.raises(RuntimeError, match="fit"):
+        attack.reconstruct(np.zeros((1, 8, 8, 3), np.uint8))
+    x = np.zeros((4, 12, 12, 3), np.uint8)  # multiples of the block size, not of 8 (the discriminator's stride)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        attack.fit(x, x)
+    with pytest.raises(ValueError, match="same shape"):
+        attack.fit(np.zeros((4, 8, 8, 3), np.uint8), np.zeros((4, 8, 8, 1), np.uint8))
+    with pytest.raises(ValueError, match="adv_weight"):
+        attacks.create("gan", block_size=4, adv_weight=-1.0)

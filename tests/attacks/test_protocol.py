@@ -1,0 +1,133 @@
+"""The attack protocol: the attacker's data and keys never touch the target key or the target images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from etcbench import attacks, ciphers
+from etcbench.attacks.base import Attack, Reconstruction
+from etcbench.attacks.protocol import attacker_data, attacker_seeds, default_options, run_attack, true_positions
+from etcbench.errors import EtcbenchError
+from etcbench.io import save_npz
+
+
+class Spy(Attack):
+    """A learning attack that records what it was fitted on and returns the all-grey image."""
+
+    name = "spy"
+    needs_training = True
+
+    def fit(self, plain, encrypted, *, seed=0, device="cpu", progress=False):
+        self.seen = (plain.copy(), encrypted.copy())
+        return {"pairs": len(plain)}
+
+    def reconstruct(self, encrypted):
+        return Reconstruction(np.full_like(encrypted, 128))
+
+
+def test_attacker_seeds_are_disjoint_from_the_defenders():
+    assert attacker_seeds(100, 3, [7, 8]) == [100, 101, 102]
+    with pytest.raises(EtcbenchError, match="include the defender"):
+        attacker_seeds(6, 3, [7, 8])
+    with pytest.raises(EtcbenchError, match="at least one key"):
+        attacker_seeds(100, 0, [7])
+
+
+def test_fit_never_sees_the_target_key_or_the_target_images(natural_images):
+    scheme = ciphers.create("etc", block_size=16)
+    target_key = scheme.generate_key(seed=7, image_size=(64, 64))
+    target_plain, own = natural_images[:6], natural_images[6:]
+    target = scheme.encrypt(target_plain, target_key)
+    spy = Spy(block_size=16)
+    record, rgb = run_attack(spy, scheme, target_key, target, target_plain, own, attacker_seeds(100, 3, [7, 8]))
+    plain_seen, enc_seen = spy.seen
+    assert np.array_equal(plain_seen, own)  # the attacker's own images, and only those
+    rows = {im.tobytes() for im in target} | {im.tobytes() for im in target_plain}
+    assert not rows & ({im.tobytes() for im in enc_seen} | {im.tobytes() for im in plain_seen})
+    # image i is encrypted with attacker key i mod 3, never with the target key
+    for i, im in enumerate(own):
+        key = scheme.generate_key(seed=100 + i % 3, image_size=(64, 64))
+        assert np.array_equal(enc_seen[i], scheme.encrypt(im, key))
+        assert not np.array_equal(enc_seen[i], scheme.encrypt(im, target_key))
+    assert record["attacker_keys"] == 3 and record["attacker_images"] == len(own) and record["fit"] == {"pairs": 10}
+    assert rgb.shape == target_plain.shape and (rgb == 128).all() and record["ssim"] < 0.9
+
+
+def test_the_target_key_is_refused_as_an_attacker_key(natural_images):
+    scheme = ciphers.create("etc", block_size=16)
+    target_key = scheme.generate_key(seed=7, image_size=(64, 64))
+    with pytest.raises(EtcbenchError, match="equals the target key"):
+        attacker_data(scheme, natural_images[:4], [5, 7], target_key)
+
+
+def test_no_attack_scores_the_encrypted_image_itself(natural_images):
+    plain = ciphers.create("plain", block_size=16)
+    key = plain.generate_key(seed=1, image_size=(64, 64))
+    record, _ = run_attack(attacks.create("none", block_size=16), plain, key, natural_images, natural_images,
+                           natural_images[:0], [100])
+    assert record["ssim"] == pytest.approx(1.0) and record["psnr"] == float("inf")
+    etc = ciphers.create("etc", block_size=16)
+    key = etc.generate_key(seed=1, image_size=(64, 64))
+    record, _ = run_attack(attacks.create("none", block_size=16), etc, key, etc.encrypt(natural_images, key),
+                           natural_images, natural_images[:0], [100])
+    assert record["ssim"] < 0.3 and record["attacker_keys"] == 0 and record["direct_comparison"] is None
+
+
+def test_grayscale_plane_reconstructions_are_scored_in_rgb(natural_images):
+    scheme = ciphers.create("etc-gray", block_size=16)
+    key = scheme.generate_key(seed=1, image_size=(64, 64))
+    record, rgb = run_attack(attacks.create("none", block_size=16), scheme, key, scheme.encrypt(natural_images, key),
+                             natural_images, natural_images[:0], [100])
+    assert rgb.shape == natural_images.shape and record["ssim"] < 0.5
+
+
+def test_true_positions_follow_the_block_order_of_the_key():
+    etc = ciphers.create("etc", block_size=8)
+    key = etc.generate_key(seed=3, image_size=(32, 32))
+    pos = true_positions(key, 2)
+    assert pos.shape == (2, 16) and np.array_equal(pos[1], key.arrays["block_perm"])
+    le_key = ciphers.create("le", block_size=8).generate_key(seed=3, image_size=(32, 32))
+    assert np.array_equal(true_positions(le_key, 1)[0], np.arange(16))
+
+
+def test_learning_attacks_use_the_pixel_network_against_pe():
+    assert default_options("itn", "pe", {}) == {"arch": "pixel"}
+    assert default_options("gan", "etc", {"epochs": 2}) == {"epochs": 2, "arch": "block"}
+    assert default_options("itn", "pe", {"arch": "block"}) == {"arch": "block"}
+    assert default_options("fr", "pe", {}) == {}
+
+
+def test_attack_stage_bad_input_is_one_line_and_no_output(tmp_path, natural_images):
+    scheme = ciphers.create("etc", block_size=16)
+    key = scheme.generate_key(seed=7, image_size=(64, 64))
+    ciphers.save_key(key, tmp_path / "k.npz")
+    y = np.zeros(len(natural_images), np.int64)
+    save_npz(tmp_path / "enc.npz", x=scheme.encrypt(natural_images, key), y=y, key_fingerprint=np.array(key.fingerprint))
+    save_npz(tmp_path / "plain.npz", x=natural_images, y=y, key_fingerprint=np.array("plain"))
+    save_npz(tmp_path / "data.npz", train_x=natural_images[:, ::2, ::2], train_y=y)
+    outs = [tmp_path / "a.json", tmp_path / "a.npz"]
+    base = [sys.executable, "-m", "etcbench", "attack", "--data", str(tmp_path / "data.npz"), "--key",
+            str(tmp_path / "k.npz"), "--test", str(tmp_path / "enc.npz"), "--plain", str(tmp_path / "plain.npz"),
+            "--num-images", "4", "--out", str(outs[0]), "--out-examples", str(outs[1])]
+    cases = {
+        "include the defender": ["--attacks", "fr", "--attacker-seed", "6", "--defender-seeds", "7", "8"],
+        "that are not run": ["--attacks", "fr", "--options", json.dumps({"itn": {}}), "--attacker-seed", "100",
+                             "--defender-seeds", "7"],
+        "unknown attack": ["--attacks", "rot13", "--attacker-seed", "100", "--defender-seeds", "7"],
+    }
+    for message, args in cases.items():
+        res = subprocess.run(base + args, capture_output=True, text=True)
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert not any(p.exists() for p in outs)
+    res = subprocess.run(base + ["--attacks", "fr", "--attacker-seed", "100", "--defender-seeds", "7", "8"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    records = json.loads(outs[0].read_text())["records"]
+    assert [r["attack"] for r in records] == ["none", "fr"] and records[0]["n_images"] == 4
+    assert key.fingerprint not in res.stderr

@@ -1,0 +1,39 @@
+rule attack_scheme:
+    input:
+        data=DATA,
+        key="results/keys/{setting}/{scheme}.key.npz",
+        test="results/encrypted/{setting}/{scheme}/test.npz",
+        plain="results/encrypted/{setting}/plain/test.npz",
+    output:
+        records="results/attacks/{setting}/{scheme}.json",
+        examples="results/attacks/{setting}/{scheme}.examples.npz",
+    params:
+        attacks=lambda wildcards: " ".join(SETTINGS[wildcards.setting]["attacks"]),
+        options=attack_options,
+        num_images=config["attack"]["num_images"],
+        train_images=config["attack"]["train_images"],
+        attacker_keys=config["attack"]["attacker_keys"],
+        attacker_seed=config["attack"]["attacker_seed"],
+        defender_seeds=f"{config['key_seed']} {config['key_seed'] + 1}",
+        seed=config["attack"]["seed"],
+        num_examples=config["attack"]["num_examples"],
+        interpolation=config["dataset"]["interpolation"],
+        device=config["device"],
+        dataset=DATASET,
+    threads: 8
+    resources:
+        runtime=60,
+    log:
+        "results/logs/attack_scheme/{setting}-{scheme}.log",
+    benchmark:
+        "results/benchmarks/attack_scheme/{setting}-{scheme}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m etcbench attack --attacks {params.attacks} --options {params.options:q} --data {input.data} "
+        "--key {input.key} --test {input.test} --plain {input.plain} --num-images {params.num_images} "
+        "--train-images {params.train_images} --attacker-keys {params.attacker_keys} "
+        "--attacker-seed {params.attacker_seed} --defender-seeds {params.defender_seeds} --seed {params.seed} "
+        "--interpolation {params.interpolation} --num-examples {params.num_examples} --dataset {params.dataset} "
+        "--device {params.device} --threads {threads} --no-progress "
+        "--out {output.records} --out-examples {output.examples} 2> {log}"
