@@ -22,12 +22,13 @@ attacker's keys (several keys, images spread over them); it must not see the tar
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+
+from ..ciphers.blocks import check_block_size
+from ..registry import Registry
 
 __all__ = ["Attack", "Reconstruction", "available", "create", "register_attack"]
 
@@ -57,9 +58,7 @@ class Attack:
     needs_training: ClassVar[bool] = False
 
     def __init__(self, block_size: int) -> None:
-        if not isinstance(block_size, (int, np.integer)) or block_size < 1:
-            raise ValueError(f"block size must be a positive integer, got {block_size!r}")
-        self.block_size = int(block_size)
+        self.block_size = check_block_size(block_size)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -81,33 +80,7 @@ class Attack:
         return f"{type(self).__name__}(block_size={self.block_size}{', ' + opts if opts else ''})"
 
 
-_REGISTRY: dict[str, type[Attack]] = {}
-
-
-def register_attack(name: str) -> Callable[[type[Attack]], type[Attack]]:
-    """Class decorator that makes an attack constructible by ``name``."""
-
-    def deco(cls: type[Attack]) -> type[Attack]:
-        if name in _REGISTRY:
-            raise ValueError(f"attack {name!r} is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def available() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def create(name: str, block_size: int, **options: Any) -> Attack:
-    """Build the attack registered as ``name`` with its options (unknown options are a ``ValueError``)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown attack {name!r}; available: {', '.join(available())}")
-    cls = _REGISTRY[name]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "block_size")]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"attack {name!r} has no option {', '.join(unknown)}; its options: {', '.join(allowed) or 'none'}")
-    return cls(block_size=block_size, **options)
+ATTACKS: Registry[Attack] = Registry("attack")
+register_attack = ATTACKS.register
+available = ATTACKS.available
+create = ATTACKS.create

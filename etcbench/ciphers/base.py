@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from .blocks import check_block_grid
+from .blocks import check_block_grid, check_block_size
 from .keys import Key
 from .plan import GatherPlan, is_torch
 
@@ -59,9 +59,7 @@ class Scheme:
     plane_subsampling: ClassVar[str | None] = None
 
     def __init__(self, block_size: int) -> None:
-        if not isinstance(block_size, (int, np.integer)) or block_size < 1:
-            raise ValueError(f"block size must be a positive integer, got {block_size!r}")
-        self.block_size = int(block_size)
+        self.block_size = check_block_size(block_size)
 
     @property
     def options(self) -> dict[str, Any]:

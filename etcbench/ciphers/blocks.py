@@ -6,13 +6,25 @@ channels-last layout ``(N, H, W, C)``. Blocks are numbered in row-major order, a
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
-__all__ = ["check_block_grid", "to_blocks", "from_blocks", "num_blocks"]
+__all__ = ["check_block_size", "check_block_grid", "to_blocks", "from_blocks", "num_blocks"]
 
 
 def _permute(x: Any, axes: tuple[int, ...]) -> Any:
     return x.permute(*axes) if hasattr(x, "permute") else x.transpose(axes)
+
+
+def check_block_size(block_size: Any) -> int:
+    """``block_size`` as an int, or ``ValueError`` unless it is a positive integer (numpy integers too)."""
+    try:
+        value = operator.index(block_size)
+    except TypeError:
+        value = 0
+    if isinstance(block_size, bool) or value < 1:
+        raise ValueError(f"block size must be a positive integer, got {block_size!r}")
+    return value
 
 
 def check_block_grid(height: int, width: int, block_size: int) -> None:

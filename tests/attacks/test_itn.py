@@ -6,27 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-import etcbench.attacks.itn  # noqa: F401  (registers "itn")
 from etcbench import attacks, ciphers
 from etcbench.attacks.networks import discriminator, inverse_network
 from etcbench.metrics import ssim_per_image
 
-HELD_OUT = np.array([3, 7, 11, 15])  # tiles whose crops are never trained on
+from attack_helpers import HELD_OUT, crops
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small CPU batches run faster on one thread (and do not fight the other tests for shared cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def crops(x: np.ndarray, size: int) -> np.ndarray:
-    n, h, w, c = x.shape
-    grid = x.reshape(n, h // size, size, w // size, size, c).transpose(0, 1, 3, 2, 4, 5)
-    return np.ascontiguousarray(grid.reshape(-1, size, size, c))
 
 
 def split(natural_images: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage.metrics import structural_similarity
 
-import etcbench.attacks.jigsaw  # noqa: F401  (registers "jigsaw")
 from etcbench import attacks, ciphers
 from etcbench.attacks.jigsaw import (Jigsaw, apply_variants, assemble, compose_variants, decode_variant, encode_variant,
                                      invert_variant)
