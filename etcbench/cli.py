@@ -39,6 +39,20 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _load_scheme(key_path: str) -> tuple[Any, Any]:
+    """The key at ``key_path`` and the scheme (with the key's options) it belongs to."""
+    from . import ciphers
+
+    key = ciphers.load_key(key_path)
+    return key, ciphers.create(key.scheme, key.block_size, **key.options)
+
+
+def _require_key(data: Any, key: Any, data_path: str, key_path: str) -> None:
+    """Refuse an image set that was not encrypted with ``key`` (compared by fingerprint)."""
+    if str(data["key_fingerprint"]) != key.fingerprint:
+        raise EtcbenchError(f"{data_path} was not encrypted with key {key_path}")
+
+
 # stages -----------------------------------------------------------------------------------------------------------
 def cmd_prepare(a: argparse.Namespace) -> None:
     from .data import cifar
@@ -62,11 +76,9 @@ def cmd_keygen(a: argparse.Namespace) -> None:
 def cmd_encrypt(a: argparse.Namespace) -> None:
     import numpy as np
 
-    from . import ciphers
     from .io import load_npz, save_npz
 
-    key = ciphers.load_key(a.key)
-    scheme = ciphers.create(key.scheme, key.block_size, **key.options)
+    key, scheme = _load_scheme(a.key)
     data = load_npz(a.data)
     if f"{a.split}_x" not in data:
         raise EtcbenchError(f"{a.data} has no split {a.split!r}")
@@ -84,17 +96,15 @@ def cmd_encrypt(a: argparse.Namespace) -> None:
 def cmd_compress(a: argparse.Namespace) -> None:
     import numpy as np
 
-    from . import ciphers, jpeg
+    from . import jpeg
     from .io import load_npz, save_npz, write_json
     from .manifest import manifest
     from .metrics import psnr_per_image
 
     started = time.time()
-    key = ciphers.load_key(a.key)
-    scheme = ciphers.create(key.scheme, key.block_size, **key.options)
+    key, scheme = _load_scheme(a.key)
     enc, plain = load_npz(a.images), load_npz(a.plain)
-    if str(enc["key_fingerprint"]) != key.fingerprint:
-        raise EtcbenchError(f"{a.images} was not encrypted with key {a.key}")
+    _require_key(enc, key, a.images, a.key)
     n, h, w = plain["x"].shape[:3]
     c, hp, wp = scheme.encrypted_shape(h, w)
     if enc["x"].shape != (n, hp, wp, c):
@@ -180,19 +190,17 @@ def cmd_attack(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
     import numpy as np
 
-    from . import attacks, ciphers
-    from .attacks.protocol import attacker_seeds, default_options, run_attack
+    from . import attacks
+    from .attacks.protocol import attacker_data, attacker_seeds, default_options, run_attack
     from .data.transforms import resize_numpy
     from .io import load_npz, save_npz, write_json
     from .manifest import manifest
     from .seeding import seed_everything, select_device
 
     started = time.time()
-    key = ciphers.load_key(a.key)
-    scheme = ciphers.create(key.scheme, key.block_size, **key.options)
+    key, scheme = _load_scheme(a.key)
     test, plain = load_npz(a.test), load_npz(a.plain)
-    if str(test["key_fingerprint"]) != key.fingerprint:
-        raise EtcbenchError(f"{a.test} was not encrypted with key {a.key}")
+    _require_key(test, key, a.test, a.key)
     if a.num_images > len(plain["x"]):
         raise EtcbenchError(f"--num-images {a.num_images} exceeds the {len(plain['x'])} test images of {a.plain}")
     unknown = sorted(set(a.options) - set(a.attacks))
@@ -202,18 +210,19 @@ def cmd_attack(a: argparse.Namespace) -> None:
     runs = [attacks.create(n, block_size=key.block_size, **default_options(n, key.scheme, a.options.get(n, {})))
             for n in names]
     seeds = attacker_seeds(a.attacker_seed, a.attacker_keys, a.defender_seeds)
-    own = np.empty((0, *key.image_size, 3), np.uint8)
-    if any(r.needs_training for r in runs):
+    pairs = None
+    if any(r.needs_training for r in runs):  # the attacker's pairs: encrypted once, shared by ITN and GAN
         data = load_npz(a.data)
         if a.train_images > len(data["train_x"]):
             raise EtcbenchError(f"--train-images {a.train_images} exceeds the {len(data['train_x'])} training images")
         own = resize_numpy(data["train_x"][:a.train_images], key.image_size[0], a.interpolation)
+        pairs = attacker_data(scheme, own, seeds, key)
     dev = select_device(a.device)
     target, reference = test["x"][:a.num_images], plain["x"][:a.num_images]
     records, examples = [], {}
     for attack in runs:
         seed_everything(a.seed)
-        record, rgb = run_attack(attack, scheme, key, target, reference, own, seeds, seed=a.seed, device=dev,
+        record, rgb = run_attack(attack, scheme, key, target, reference, pairs, seed=a.seed, device=dev,
                                  progress=not a.no_progress)
         records.append({**record, "dataset": a.dataset})
         examples[attack.name] = rgb[:a.num_examples]

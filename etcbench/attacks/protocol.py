@@ -113,8 +113,7 @@ def run_attack(
         target_key: ciphers.Key,
         target_encrypted: np.ndarray,
         target_plain: np.ndarray,
-        attacker_images: np.ndarray,
-        seeds: Sequence[int],
+        attacker: AttackerData | None,
         *,
         seed: int = 0,
         device: Any = "cpu",
@@ -127,8 +126,8 @@ def run_attack(
         scheme, target_key: the defender's scheme and key.
         target_encrypted: ``(N, Hp, Wp, C)`` target test images encrypted with ``target_key``.
         target_plain: ``(N, H, W, 3)`` the same test images, plain.
-        attacker_images: ``(M, H, W, 3)`` the attacker's own plain images (not test images).
-        seeds: the attacker's key seeds (see :func:`attacker_seeds`).
+        attacker: the attacker's training pairs (:func:`attacker_data`, built once and shared by every learning
+            attack of a scheme); ``None`` when no attack learns.
         seed: the attack's training seed.
     """
     if len(target_encrypted) != len(target_plain):
@@ -136,8 +135,9 @@ def run_attack(
     started = time.perf_counter()
     stats: dict[str, Any] = {}
     if attack.needs_training:
-        data = attacker_data(scheme, attacker_images, seeds, target_key)
-        stats = attack.fit(data.plain, data.encrypted, seed=seed, device=device, progress=progress)
+        if attacker is None:
+            raise EtcbenchError(f"attack {attack.name!r} learns, but no attacker data was given")
+        stats = attack.fit(attacker.plain, attacker.encrypted, seed=seed, device=device, progress=progress)
     fit_seconds = time.perf_counter() - started
     result = attack.reconstruct(target_encrypted)
     rgb = scheme.from_public_layout(result.images)
@@ -149,8 +149,8 @@ def run_attack(
         "psnr": _mean_std(psnr)[0], "psnr_std": _mean_std(psnr)[1],
         "direct_comparison": None, "neighbour_comparison": None,
         "direct_comparison_sym": None, "neighbour_comparison_sym": None,
-        "attacker_images": int(len(attacker_images)) if attack.needs_training else 0,
-        "attacker_keys": len(seeds) if attack.needs_training else 0,
+        "attacker_images": int(len(attacker.plain)) if attack.needs_training else 0,
+        "attacker_keys": len(attacker.key_fingerprints) if attack.needs_training else 0,
         "fit_seconds": fit_seconds, "seconds": time.perf_counter() - started,
         "options": attack.options, "fit": stats, "key_fingerprint": target_key.fingerprint,
     }

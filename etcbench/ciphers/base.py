@@ -22,7 +22,7 @@ from .blocks import check_block_grid, check_block_size
 from .keys import Key
 from .plan import GatherPlan, is_torch
 
-__all__ = ["Scheme", "GatherScheme", "image_hw"]
+__all__ = ["Scheme", "GatherScheme", "check_dtype", "image_hw"]
 
 Subsampling = Literal["444", "420", "gray"]
 
@@ -38,15 +38,20 @@ def image_hw(x: Any) -> tuple[int, int, bool]:
     if channels != 3:
         layout = "(N, 3, H, W) torch" if torch_input else "(N, H, W, 3) numpy"
         raise ValueError(f"expected {layout} images with 3 colour channels, got shape {tuple(x.shape)}")
-    if torch_input:
+    check_dtype(x, "images")
+    return h, w, batched
+
+
+def check_dtype(x: Any, what: str) -> None:
+    """``ValueError`` unless ``x`` (numpy or torch) is uint8 or floating point."""
+    if is_torch(x):
         import torch
 
         ok = x.dtype == torch.uint8 or x.is_floating_point()
     else:
         ok = x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating)
     if not ok:
-        raise ValueError(f"expected uint8 or floating-point images in [0, 1], got dtype {x.dtype}")
-    return h, w, batched
+        raise ValueError(f"expected uint8 or floating-point {what} in [0, 1], got dtype {x.dtype}")
 
 
 class Scheme:

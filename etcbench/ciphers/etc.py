@@ -47,7 +47,7 @@ from .keys import Key
 from .plan import BlockEdit, GatherPlan, block_plan
 from .registry import register_scheme
 
-__all__ = ["EtC", "CHANNEL_PERMS", "LEGACY_CHANNEL_MAPS", "block_edit", "dihedral_maps", "draw_block_steps"]
+__all__ = ["EtC", "CHANNEL_PERMS", "LEGACY_CHANNEL_MAPS", "block_edit", "check_np_fraction", "dihedral_maps", "draw_block_steps"]
 
 CHANNEL_PERMS = np.array(list(permutations((0, 1, 2))), dtype=np.int64)
 # effective output (R, G, B) <- input channel maps of the in-place bug, one per channel code (paper.md 3.8)
@@ -60,6 +60,13 @@ def dihedral_maps(block_size: int) -> np.ndarray:
     maps = [np.rot90(base, k=c % 4) for c in range(4)]
     maps += [np.fliplr(m) for m in maps]
     return np.stack([m.ravel() for m in maps])
+
+
+def check_np_fraction(np_fraction: str) -> str:
+    """``np_fraction`` if it is ``"random"`` or ``"half"``, else ``ValueError``."""
+    if np_fraction not in ("random", "half"):
+        raise ValueError(f"np_fraction must be 'random' or 'half', got {np_fraction!r}")
+    return np_fraction
 
 
 def draw_block_steps(children: Sequence[np.random.SeedSequence], n: int, scramble: bool, rotate_flip: bool,
@@ -148,13 +155,11 @@ class EtC(GatherScheme):
             legacy_channel_bug: bool = False,
     ) -> None:
         super().__init__(block_size)
-        if np_fraction not in ("random", "half"):
-            raise ValueError(f"np_fraction must be 'random' or 'half', got {np_fraction!r}")
+        self.np_fraction = check_np_fraction(np_fraction)
         self.scramble = bool(scramble)
         self.rotate_flip = bool(rotate_flip)
         self.negative_positive = bool(negative_positive)
         self.color_shuffle = bool(color_shuffle)
-        self.np_fraction = np_fraction
         self.legacy_channel_bug = bool(legacy_channel_bug)
 
     @property

@@ -44,9 +44,9 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from .base import GatherScheme, Subsampling, image_hw
+from .base import GatherScheme, Subsampling, check_dtype, image_hw
 from .blocks import num_blocks
-from .etc import block_edit, draw_block_steps
+from .etc import block_edit, check_np_fraction, draw_block_steps
 from .keys import Key
 from .plan import GatherPlan, block_plan, is_torch
 from .registry import register_scheme
@@ -116,12 +116,10 @@ class EtCGray(GatherScheme):
             np_fraction: Literal["random", "half"] = "random",
     ) -> None:
         super().__init__(block_size)
-        if np_fraction not in ("random", "half"):
-            raise ValueError(f"np_fraction must be 'random' or 'half', got {np_fraction!r}")
+        self.np_fraction = check_np_fraction(np_fraction)
         self.scramble = bool(scramble)
         self.rotate_flip = bool(rotate_flip)
         self.negative_positive = bool(negative_positive)
-        self.np_fraction = np_fraction
 
     @property
     def options(self) -> dict[str, Any]:
@@ -220,14 +218,7 @@ class EtCGray(GatherScheme):
         if tuple(y.shape[-3:]) != ((1, rows, cols) if torch_input else (rows, cols, 1)):
             raise ValueError(f"expected {layout} planes of {rows}x{cols} for key {key.key_id} ({h}x{w} images, "
                              f"chroma {_CHROMA_NAMES[self.chroma]}), got shape {tuple(y.shape)}")
-        if torch_input:
-            import torch
-
-            ok = y.dtype == torch.uint8 or y.is_floating_point()
-        else:
-            ok = y.dtype == np.uint8 or np.issubdtype(y.dtype, np.floating)
-        if not ok:
-            raise ValueError(f"expected uint8 or floating-point planes in [0, 1], got dtype {y.dtype}")
+        check_dtype(y, "planes")
         return y.ndim == 4
 
 

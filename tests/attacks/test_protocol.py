@@ -44,7 +44,8 @@ def test_fit_never_sees_the_target_key_or_the_target_images(natural_images):
     target_plain, own = natural_images[:6], natural_images[6:]
     target = scheme.encrypt(target_plain, target_key)
     spy = Spy(block_size=16)
-    record, rgb = run_attack(spy, scheme, target_key, target, target_plain, own, attacker_seeds(100, 3, [7, 8]))
+    pairs = attacker_data(scheme, own, attacker_seeds(100, 3, [7, 8]), target_key)
+    record, rgb = run_attack(spy, scheme, target_key, target, target_plain, pairs)
     plain_seen, enc_seen = spy.seen
     assert np.array_equal(plain_seen, own)  # the attacker's own images, and only those
     rows = {im.tobytes() for im in target} | {im.tobytes() for im in target_plain}
@@ -58,6 +59,13 @@ def test_fit_never_sees_the_target_key_or_the_target_images(natural_images):
     assert rgb.shape == target_plain.shape and (rgb == 128).all() and record["ssim"] < 0.9
 
 
+def test_a_learning_attack_without_attacker_data_is_refused(natural_images):
+    scheme = ciphers.create("etc", block_size=16)
+    key = scheme.generate_key(seed=7, image_size=(64, 64))
+    with pytest.raises(EtcbenchError, match="no attacker data"):
+        run_attack(Spy(block_size=16), scheme, key, natural_images, natural_images, None)
+
+
 def test_the_target_key_is_refused_as_an_attacker_key(natural_images):
     scheme = ciphers.create("etc", block_size=16)
     target_key = scheme.generate_key(seed=7, image_size=(64, 64))
@@ -69,12 +77,12 @@ def test_no_attack_scores_the_encrypted_image_itself(natural_images):
     plain = ciphers.create("plain", block_size=16)
     key = plain.generate_key(seed=1, image_size=(64, 64))
     record, _ = run_attack(attacks.create("none", block_size=16), plain, key, natural_images, natural_images,
-                           natural_images[:0], [100])
+                           None)
     assert record["ssim"] == pytest.approx(1.0) and record["psnr"] == float("inf")
     etc = ciphers.create("etc", block_size=16)
     key = etc.generate_key(seed=1, image_size=(64, 64))
     record, _ = run_attack(attacks.create("none", block_size=16), etc, key, etc.encrypt(natural_images, key),
-                           natural_images, natural_images[:0], [100])
+                           natural_images, None)
     assert record["ssim"] < 0.3 and record["attacker_keys"] == 0 and record["direct_comparison"] is None
 
 
@@ -82,7 +90,7 @@ def test_grayscale_plane_reconstructions_are_scored_in_rgb(natural_images):
     scheme = ciphers.create("etc-gray", block_size=16)
     key = scheme.generate_key(seed=1, image_size=(64, 64))
     record, rgb = run_attack(attacks.create("none", block_size=16), scheme, key, scheme.encrypt(natural_images, key),
-                             natural_images, natural_images[:0], [100])
+                             natural_images, None)
     assert rgb.shape == natural_images.shape and record["ssim"] < 0.5
 
 
