@@ -48,7 +48,7 @@ import numpy as np
 from .base import GatherScheme, Subsampling, image_hw
 from .blocks import num_blocks
 from .keys import Key
-from .plan import GatherPlan, _pool, block_plan, is_torch
+from .plan import GatherPlan, block_plan, is_torch, map_chunks
 
 __all__ = [
     "NIBBLE_CHANNELS",
@@ -233,15 +233,7 @@ class NibblePairPlan:
         return self._cache[key]
 
     def _apply_numpy(self, x: np.ndarray) -> np.ndarray:
-        n = x.shape[0]
-        flat = np.ascontiguousarray(x).reshape(n, -1)
-        out = np.empty_like(flat)
-        chunks = [slice(i, min(i + _GROUP, n)) for i in range(0, n, _GROUP)]
-        if len(chunks) > 1:
-            list(_pool().map(lambda s: self._chunk_numpy(flat[s], out[s]), chunks))
-        elif chunks:
-            self._chunk_numpy(flat, out)
-        return out.reshape(x.shape)
+        return map_chunks(x, _GROUP, self._chunk_numpy)
 
     def _chunk_numpy(self, src: np.ndarray, dst: np.ndarray) -> None:
         """Encrypt ``r <= 16`` flat images: pack image ``i`` into byte ``i % w`` of plane ``i // w``'s words."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from .blocks import from_blocks, to_blocks
 
-__all__ = ["GatherPlan", "block_plan", "is_torch"]
+__all__ = ["GatherPlan", "block_plan", "is_torch", "map_chunks"]
 
 _POOL: ThreadPoolExecutor | None = None
 _CHUNK = 32  # images per gather task on the CPU: large enough to amortise overhead, small enough to stay in cache
@@ -39,6 +39,22 @@ def _pool() -> ThreadPoolExecutor:
 
         _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, len(os.sched_getaffinity(0)))))
     return _POOL
+
+
+def map_chunks(x: np.ndarray, chunk: int, fn: Callable[[np.ndarray, np.ndarray], None]) -> np.ndarray:
+    """``fn(src, dst)`` over chunks of ``chunk`` flattened images of ``x``, on the thread pool; the filled output.
+
+    ``fn`` writes the result for the ``(r, L)`` images ``src`` into ``dst`` of the same shape and dtype.
+    """
+    n = x.shape[0]
+    flat = np.ascontiguousarray(x).reshape(n, -1)
+    out = np.empty_like(flat)
+    chunks = [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
+    if len(chunks) > 1:
+        list(_pool().map(lambda s: fn(flat[s], out[s]), chunks))
+    elif chunks:
+        fn(flat, out)
+    return out.reshape(x.shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,15 +96,7 @@ class GatherPlan:
 
     # numpy: channels last ------------------------------------------------------------------------------------
     def _apply_numpy(self, x: np.ndarray) -> np.ndarray:
-        n = x.shape[0]
-        flat = np.ascontiguousarray(x).reshape(n, -1)
-        out = np.empty_like(flat)
-        chunks = [slice(i, min(i + _CHUNK, n)) for i in range(0, n, _CHUNK)]
-        if len(chunks) > 1:
-            list(_pool().map(lambda s: self._gather_numpy(flat[s], out[s]), chunks))
-        elif chunks:
-            self._gather_numpy(flat, out)
-        return out.reshape(x.shape)
+        return map_chunks(x, _CHUNK, self._gather_numpy)
 
     def _gather_numpy(self, src: np.ndarray, dst: np.ndarray) -> None:
         np.take(src, self.perm, axis=1, out=dst, mode="clip")  # indices are valid by construction
