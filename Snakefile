@@ -1,11 +1,14 @@
 # etcbench: CIFAR-10 -> keys -> encrypted test sets -> JPEG -> training -> evaluation -> report.
 # Every rule calls the etcbench CLI; the grid comes from config/config.yaml (validated by the schema).
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# the defaults, found from any --directory; a --configfile is merged over them (nested mappings key by key)
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 validate(config, schema="workflow/schemas/config.schema.yaml")

@@ -93,6 +93,12 @@ def cmd_encrypt(a: argparse.Namespace) -> None:
     log.info("%d %s images encrypted with %s key %s", len(y), a.split, key.scheme, key.key_id)
 
 
+def compress_paths(out_dir: str, quality: int, subsampling: str) -> tuple[Path, Path]:
+    """The decoded images (.npz) and the record (.json) 'compress' writes for one JPEG quality."""
+    stem = Path(out_dir) / f"q{quality}-{subsampling}"
+    return stem.with_suffix(".npz"), stem.with_suffix(".json")
+
+
 def cmd_compress(a: argparse.Namespace) -> None:
     import numpy as np
 
@@ -101,7 +107,6 @@ def cmd_compress(a: argparse.Namespace) -> None:
     from .manifest import manifest
     from .metrics import psnr_per_image
 
-    started = time.time()
     key, scheme = _load_scheme(a.key)
     enc, plain = load_npz(a.images), load_npz(a.plain)
     _require_key(enc, key, a.images, a.key)
@@ -113,19 +118,26 @@ def cmd_compress(a: argparse.Namespace) -> None:
     if scheme.plane_subsampling is not None and a.subsampling != scheme.plane_subsampling:
         raise EtcbenchError(f"{key.scheme} builds {scheme.plane_subsampling} chroma into its grayscale plane (a "
                             f"grayscale JPEG has no chroma subsampling): use --subsampling {scheme.plane_subsampling}")
-    decoded, nbytes = jpeg.roundtrip(enc["x"], a.quality, a.subsampling, a.workers)
-    bpp = jpeg.bits_per_pixel(nbytes, h, w)  # per pixel of the RGB image, whatever the encrypted layout
-    psnr = psnr_per_image(plain["x"], scheme.decrypt(decoded, key))
-    record = {"dataset": a.dataset, "image_size": int(h), "block_size": key.block_size, "scheme": key.scheme,
-              "jpeg_quality": a.quality, "subsampling": a.subsampling, "bpp": float(bpp.mean()),
-              "bpp_std": float(bpp.std()), "psnr": float(psnr.mean()), "psnr_std": float(psnr.std()),
-              "n_images": int(len(decoded)), "jpeg_aligned": scheme.jpeg_aligned(a.subsampling),
-              "jpeg_mode": "gray" if c == 1 else "ycbcr", "key_fingerprint": key.fingerprint}
-    save_npz(a.out_images, x=decoded, y=enc["y"], key_fingerprint=enc["key_fingerprint"],
-             jpeg_quality=np.array(a.quality), subsampling=np.array(a.subsampling))
-    write_json(a.out_metrics, {"record": record, "manifest": manifest("compress", started, time.time(),
-                                                                     encoder=jpeg.libjpeg_version())})
-    log.info("%s q%d %s: %.3f bpp, PSNR %.2f dB", key.scheme, a.quality, a.subsampling, record["bpp"], record["psnr"])
+    bad = [q for q in a.quality if not 1 <= q <= 100]
+    if bad or len(set(a.quality)) != len(a.quality):
+        raise EtcbenchError(f"--quality needs distinct values in 1..100, got {' '.join(map(str, a.quality))}")
+    for quality in a.quality:
+        started = time.time()
+        decoded, nbytes = jpeg.roundtrip(enc["x"], quality, a.subsampling, a.workers)
+        bpp = jpeg.bits_per_pixel(nbytes, h, w)  # per pixel of the RGB image, whatever the encrypted layout
+        psnr = psnr_per_image(plain["x"], scheme.decrypt(decoded, key))
+        record = {"dataset": a.dataset, "image_size": int(h), "block_size": key.block_size, "scheme": key.scheme,
+                  "jpeg_quality": quality, "subsampling": a.subsampling, "bpp": float(bpp.mean()),
+                  "bpp_std": float(bpp.std()), "psnr": float(psnr.mean()), "psnr_std": float(psnr.std()),
+                  "n_images": int(len(decoded)), "jpeg_aligned": scheme.jpeg_aligned(a.subsampling),
+                  "jpeg_mode": "gray" if c == 1 else "ycbcr", "key_fingerprint": key.fingerprint}
+        out_images, out_metrics = compress_paths(a.out_dir, quality, a.subsampling)
+        save_npz(out_images, x=decoded, y=enc["y"], key_fingerprint=enc["key_fingerprint"],
+                 jpeg_quality=np.array(quality), subsampling=np.array(a.subsampling))
+        write_json(out_metrics, {"record": record, "manifest": manifest("compress", started, time.time(),
+                                                                       encoder=jpeg.libjpeg_version())})
+        log.info("%s q%d %s: %.3f bpp, PSNR %.2f dB", key.scheme, quality, a.subsampling, record["bpp"],
+                 record["psnr"])
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -283,12 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--images", required=True, help="encrypted image set (.npz from 'encrypt')")
     s.add_argument("--plain", required=True, help="the same images unencrypted (the 'plain' scheme's set)")
     s.add_argument("--key", required=True)
-    s.add_argument("--quality", type=int, required=True)
+    s.add_argument("--quality", type=int, nargs="+", required=True, help="JPEG qualities (1..100)")
     s.add_argument("--subsampling", choices=["444", "420"], required=True)
     s.add_argument("--workers", type=int, default=None, help="encoder threads (default: all cores)")
     s.add_argument("--dataset", default="cifar10")
-    s.add_argument("--out-images", required=True)
-    s.add_argument("--out-metrics", required=True)
+    s.add_argument("--out-dir", required=True,
+                   help="writes q{QUALITY}-{SUBSAMPLING}.npz (decoded images) and .json (bpp, PSNR) per quality")
 
     s = stage("train", cmd_train, "Train a model on images encrypted batch by batch with a fixed key.")
     s.add_argument("--data", required=True, help="split arrays from 'prepare'")
@@ -362,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _outputs(a: argparse.Namespace) -> list[Path]:
+    if a.command == "compress":
+        return [p for q in a.quality for p in compress_paths(a.out_dir, q, a.subsampling)]
     return [Path(v) for k, v in vars(a).items() if (k == "out" or k.startswith("out_") or k == "info") and v]
 
 

@@ -83,12 +83,11 @@ def test_compress_refuses_images_of_another_key(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     save_npz(tmp_path / "enc.npz", x=scheme.encrypt(x, k1), y=np.zeros(4, np.int64), key_fingerprint=np.array(k1.fingerprint))
     save_npz(tmp_path / "plain.npz", x=x, y=np.zeros(4, np.int64), key_fingerprint=np.array("plain"))
-    outs = [tmp_path / "out.npz", tmp_path / "out.json"]
     res = etcbench("compress", "--images", str(tmp_path / "enc.npz"), "--plain", str(tmp_path / "plain.npz"),
-                   "--key", str(tmp_path / "k2.npz"), "--quality", "50", "--subsampling", "420",
-                   "--out-images", str(outs[0]), "--out-metrics", str(outs[1]))
+                   "--key", str(tmp_path / "k2.npz"), "--quality", "50", "90", "--subsampling", "420",
+                   "--out-dir", str(tmp_path / "jpeg"))
     assert_one_error_line(res, "compress", "was not encrypted with key")
-    assert not any(p.exists() for p in outs)
+    assert not (tmp_path / "jpeg").exists()
 
 
 def test_compress_codes_grayscale_planes_at_their_own_subsampling(tmp_path, natural_images):
@@ -99,20 +98,25 @@ def test_compress_codes_grayscale_planes_at_their_own_subsampling(tmp_path, natu
     save_npz(tmp_path / "enc.npz", x=scheme.encrypt(x, key), y=np.zeros(len(x), np.int64),
              key_fingerprint=np.array(key.fingerprint))
     save_npz(tmp_path / "plain.npz", x=x, y=np.zeros(len(x), np.int64), key_fingerprint=np.array("plain"))
-    outs = [tmp_path / "out.npz", tmp_path / "out.json"]
     args = ["compress", "--images", str(tmp_path / "enc.npz"), "--plain", str(tmp_path / "plain.npz"),
-            "--key", str(tmp_path / "k.npz"), "--quality", "90", "--out-images", str(outs[0]),
-            "--out-metrics", str(outs[1])]
+            "--key", str(tmp_path / "k.npz"), "--quality", "50", "90", "--out-dir", str(tmp_path / "jpeg")]
     res = etcbench(*args, "--subsampling", "444")
     assert_one_error_line(res, "compress", "use --subsampling 420")
-    assert not any(p.exists() for p in outs)
+    assert not (tmp_path / "jpeg").exists()
     res = etcbench(*args, "--subsampling", "420")
     assert res.returncode == 0, res.stderr
-    record = json.loads(outs[1].read_text())["record"]
-    assert record["jpeg_mode"] == "gray" and record["jpeg_aligned"] and record["subsampling"] == "420"
+    assert sorted(p.name for p in (tmp_path / "jpeg").iterdir()) == [
+        "q50-420.json", "q50-420.npz", "q90-420.json", "q90-420.npz"]
+    records = [json.loads((tmp_path / "jpeg" / f"q{q}-420.json").read_text())["record"] for q in (50, 90)]
+    assert [r["jpeg_quality"] for r in records] == [50, 90]
+    assert all(r["jpeg_mode"] == "gray" and r["jpeg_aligned"] and r["subsampling"] == "420" for r in records)
+    assert records[0]["bpp"] < records[1]["bpp"] and records[0]["psnr"] < records[1]["psnr"]
     # bits per pixel of the 64x64 RGB image; the plane has 1.5 x 64 x 64 one-byte pixels
-    assert 0.5 < record["bpp"] < 8 and record["psnr"] > 28
-    assert load_npz(outs[0])["x"].shape == (len(x), 96, 64, 1)
+    assert 0.5 < records[1]["bpp"] < 8 and records[1]["psnr"] > 28
+    assert load_npz(tmp_path / "jpeg" / "q90-420.npz")["x"].shape == (len(x), 96, 64, 1)
+    res = etcbench(*args[:7], "--quality", "90", "90", "--out-dir", str(tmp_path / "again"), "--subsampling", "420")
+    assert_one_error_line(res, "compress", "distinct values")
+    assert not (tmp_path / "again").exists()
 
 
 def test_missing_input_file(tmp_path):

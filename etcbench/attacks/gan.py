@@ -19,7 +19,8 @@ Choices the literature leaves open, fixed here:
     * one discriminator step per generator step; no learning-rate schedule; no label smoothing;
     * the best generator is picked by validation MSE on 10% held-out pairs, as in the ITN-Attack
       (:mod:`.training`), so the reported attack is the best reconstruction, not the last GAN state;
-    * the discriminator reads whole images and needs H and W that are multiples of 8 (checked in ``fit``).
+    * the discriminator reads whole training images, or their ``train_crop`` windows, and needs sides that are
+      multiples of 8 (checked in ``fit`` and for ``train_crop``).
 """
 
 from __future__ import annotations
@@ -50,15 +51,17 @@ class GANAttack(InverseNetworkAttack):
         adv_weight: weight of the adversarial term in the generator's loss (0.01).
         val_fraction: share of the pairs held out to pick the best epoch (0.1).
         eval_batch_size: batch size of validation and reconstruction (256).
+        train_crop: side of the random window training batches are cut to (``None``: whole images; see
+            :mod:`.training`).
     """
 
     side_multiple = 8
 
     def __init__(self, block_size: int, arch: Literal["block", "pixel"] = "block", epochs: int = 3,
                  batch_size: int = 64, lr: float = 2e-4, beta1: float = 0.5, adv_weight: float = 0.01,
-                 val_fraction: float = 0.1, eval_batch_size: int = 256) -> None:
+                 val_fraction: float = 0.1, eval_batch_size: int = 256, train_crop: int | None = None) -> None:
         super().__init__(block_size, arch=arch, epochs=epochs, batch_size=batch_size, val_fraction=val_fraction,
-                         eval_batch_size=eval_batch_size)
+                         eval_batch_size=eval_batch_size, train_crop=train_crop)
         if lr <= 0 or not 0 <= beta1 < 1 or adv_weight < 0:
             raise ValueError(f"need lr > 0, 0 <= beta1 < 1, adv_weight >= 0; got {lr}, {beta1}, {adv_weight}")
         self.lr = float(lr)

@@ -62,9 +62,9 @@ class InverseTransformationNetwork(InverseNetworkAttack):
 
     def __init__(self, block_size: int, arch: Literal["block", "pixel"] = "block", epochs: int = 5,
                  batch_size: int = 128, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 val_fraction: float = 0.1, eval_batch_size: int = 256) -> None:
+                 val_fraction: float = 0.1, eval_batch_size: int = 256, train_crop: int | None = None) -> None:
         super().__init__(block_size, arch=arch, epochs=epochs, batch_size=batch_size, val_fraction=val_fraction,
-                         eval_batch_size=eval_batch_size)
+                         eval_batch_size=eval_batch_size, train_crop=train_crop)
         if lr <= 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"need lr > 0, momentum >= 0, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}")
         self.lr = float(lr)

@@ -21,7 +21,12 @@ Choices the literature leaves open, fixed here:
       ``torch.Generator`` seeded with ``seed``. On CPU a fixed seed gives identical weights and reconstructions;
     * reconstructions are ``round((y + 1) * 127.5)`` clipped to ``0..255``, computed in batches of
       ``eval_batch_size`` on the device given to ``fit``;
-    * timing (``seconds``, ``images_per_s``) counts the training steps only, not validation.
+    * timing (``seconds``, ``images_per_s``) counts the training steps only, not validation;
+    * ``train_crop`` (default ``None``: whole images) cuts every training batch to one seeded random
+      ``train_crop x train_crop`` window, at offsets on the block grid for the block network and on the grid of
+      ``side_multiple`` (8 for the GAN's discriminator). Both inverse networks are local (the block network maps
+      each block on its own, the pixel network each pixel), so a crop keeps every training signal they can use
+      and costs ``(train_crop / side)**2`` of the compute; validation and reconstruction use whole images.
 """
 
 from __future__ import annotations
@@ -88,13 +93,15 @@ class InverseNetworkAttack(Attack):
         batch_size: training batch size.
         val_fraction: share of the attacker's pairs held out to pick the best epoch (0 keeps the last epoch).
         eval_batch_size: batch size of validation and :meth:`reconstruct`.
+        train_crop: side of the random window each training batch is cut to (``None``: whole images); a
+            multiple of the block size (block network) and of ``side_multiple``.
     """
 
     needs_training = True
     side_multiple = 1  # extra constraint on H and W (the GAN's discriminator needs multiples of 8)
 
     def __init__(self, block_size: int, arch: str = "block", epochs: int = 5, batch_size: int = 128,
-                 val_fraction: float = 0.1, eval_batch_size: int = 256) -> None:
+                 val_fraction: float = 0.1, eval_batch_size: int = 256, train_crop: int | None = None) -> None:
         super().__init__(block_size)
         if arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
@@ -103,6 +110,12 @@ class InverseNetworkAttack(Attack):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        if train_crop is not None:
+            step = self._crop_step(arch)
+            if not isinstance(train_crop, (int, np.integer)) or train_crop < 1 or train_crop % step:
+                raise ValueError(f"train_crop must be a positive multiple of {step} for the {arch} network of "
+                                 f"{type(self).__name__} (block size {block_size}), got {train_crop!r}")
+        self.train_crop = None if train_crop is None else int(train_crop)
         self.arch = arch
         self.epochs = int(epochs)
         self.batch_size = int(batch_size)
@@ -115,7 +128,12 @@ class InverseNetworkAttack(Attack):
     @property
     def options(self) -> dict[str, Any]:
         return {"arch": self.arch, "epochs": self.epochs, "batch_size": self.batch_size,
-                "val_fraction": self.val_fraction, "eval_batch_size": self.eval_batch_size}
+                "val_fraction": self.val_fraction, "eval_batch_size": self.eval_batch_size,
+                "train_crop": self.train_crop}
+
+    def _crop_step(self, arch: str) -> int:
+        """The grid a training crop's side and offsets lie on."""
+        return int(np.lcm(self.block_size, self.side_multiple) if arch == "block" else self.side_multiple)
 
     # -- subclass hooks -----------------------------------------------------------------------------------------
     def _setup(self, channels: int) -> None:
@@ -161,6 +179,8 @@ class InverseNetworkAttack(Attack):
                              f"{encrypted.shape}")
         if len(plain) < 2:
             raise ValueError(f"training needs at least 2 image pairs, got {len(plain)}")
+        if self.train_crop is not None and self.train_crop > min(plain.shape[1:3]):
+            raise ValueError(f"train_crop {self.train_crop} exceeds the training images' sides {plain.shape[1:3]}")
         self.device = torch.device(device)
         self.channels = plain.shape[-1]
         with torch.random.fork_rng(devices=[]):
@@ -184,7 +204,9 @@ class InverseNetworkAttack(Attack):
                        mininterval=10, unit="batch")
             for idx in bar:
                 rows = idx.numpy()
-                losses = self._step(to_unit(encrypted[rows], self.device), to_unit(plain[rows], self.device))
+                window = self._window(plain.shape[1:3], order)
+                losses = self._step(to_unit(encrypted[rows][:, window[0], window[1]], self.device),
+                                    to_unit(plain[rows][:, window[0], window[1]], self.device))
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v * len(rows)
                 seen += len(rows)
@@ -216,6 +238,15 @@ class InverseNetworkAttack(Attack):
                 "train_seconds": train_seconds,
                 "images_per_s": train_images / train_seconds if train_seconds > 0 else float("nan"),
                 "device": str(self.device)}
+
+    def _window(self, sides: tuple[int, int], generator: torch.Generator) -> tuple[slice, slice]:
+        """The training window of one batch: whole images, or a random ``train_crop`` square on the crop grid."""
+        if self.train_crop is None:
+            return slice(None), slice(None)
+        step, crop = self._crop_step(self.arch), self.train_crop
+        top, left = (int(torch.randint((side - crop) // step + 1, (1,), generator=generator)) * step
+                     for side in sides)
+        return slice(top, top + crop), slice(left, left + crop)
 
     @torch.no_grad()
     def reconstruct(self, encrypted: np.ndarray) -> Reconstruction:

@@ -107,7 +107,8 @@ def test_options_and_bad_input():
     attack = attacks.create("itn", block_size=4)
     assert attack.needs_training
     assert attack.options == {"arch": "block", "epochs": 5, "batch_size": 128, "val_fraction": 0.1,
-                              "eval_batch_size": 256, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}
+                              "eval_batch_size": 256, "train_crop": None, "lr": 0.01, "momentum": 0.9,
+                              "weight_decay": 5e-4}
     x = np.zeros((4, 8, 8, 3), np.uint8)
     with pytest.raises(RuntimeError, match="fit"):
         attack.reconstruct(x)
@@ -129,3 +130,33 @@ def test_options_and_bad_input():
         attacks.create("itn", block_size=4, val_fraction=1.0)
     with pytest.raises(ValueError, match="no option"):
         attacks.create("itn", block_size=4, learning_rate=0.1)
+
+
+def test_train_crop_learns_from_windows_on_the_grid(natural_images):
+    train, test = split(natural_images, 16)
+    attack = attacks.create("itn", block_size=4, arch="pixel", epochs=10, batch_size=16, lr=0.05, train_crop=8)
+    seen = []
+    step = attack._step
+    attack._step = lambda e, p: (seen.append((e.shape, p.shape)), step(e, p))[1]
+    attack.fit(train, train, seed=0)
+    assert seen and all(e == p and e[-2:] == (8, 8) for e, p in seen)  # batches are 8 x 8 windows
+    assert ssim_per_image(test, attack.reconstruct(test).images).mean() >= 0.9  # whole images at test time
+    generator = torch.Generator().manual_seed(0)
+    blocky = attacks.create("itn", block_size=4, train_crop=8)
+    windows = [blocky._window((16, 24), generator) for _ in range(200)]
+    tops = {rows.start for rows, _ in windows}
+    lefts = {cols.start for _, cols in windows}
+    assert tops == {0, 4, 8} and lefts == {0, 4, 8, 12, 16}  # every offset on the block grid, none off it
+    assert all(rows.stop - rows.start == 8 and cols.stop - cols.start == 8 for rows, cols in windows)
+
+
+def test_train_crop_bad_values():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        attacks.create("itn", block_size=4, train_crop=6)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        attacks.create("gan", block_size=4, train_crop=12)  # the discriminator needs multiples of 8
+    with pytest.raises(ValueError, match="positive"):
+        attacks.create("itn", block_size=4, arch="pixel", train_crop=0)
+    x = np.zeros((4, 8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="exceeds"):
+        attacks.create("itn", block_size=4, train_crop=12).fit(x, x)

@@ -41,7 +41,6 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     """Job counts the grid of a config file implies (defaults as in the schema)."""
     seeds = len(cfg.get("seeds", [0]))
     jpeg = cfg.get("jpeg", {})
-    qualities = len(jpeg.get("qualities", [30, 50, 70, 90]))
     subsampling = len(jpeg.get("subsampling", ["444", "420"]))
     runs = keys = other_keys = variants = attacks = 0
     for setting in cfg["grid"]:
@@ -50,7 +49,8 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         keys += len(set(schemes) | {"plain"})  # plain is the PSNR reference of every setting
         # the "other" key of every scheme with a trained model (plain has no key material)
         other_keys += sum(1 for s, models in schemes.items() if models and s != "plain")
-        variants += sum(qualities * (1 if s in PLANE_SUBSAMPLING else subsampling) for s in schemes)
+        # one JPEG job per (scheme, chroma subsampling), coding every quality
+        variants += sum(1 if s in PLANE_SUBSAMPLING else subsampling for s in schemes)
         attacks += len(schemes) if setting.get("attacks") else 0
     return {"train_model": runs, "evaluate_model": runs, "make_key": keys, "encrypt_test": keys,
             "make_other_key": other_keys, "encrypt_other_test": other_keys, "compress_jpeg": variants,
@@ -136,8 +136,9 @@ def test_smoke_run_produces_the_report(tmp_path, cifar_archive):
     import yaml
 
     env = {"ETCBENCH_CIFAR10_ARCHIVE": str(cifar_archive)}
-    res = snakemake("--cores", "2", "--configfile", str(REPO / "config/smoke.yaml"), "--directory", str(tmp_path),
-                    timeout=600, env=env)
+    # the README's smoke command
+    res = snakemake("--cores", "2", "--profile", str(REPO / "workflow/profiles/smoke"), "--configfile",
+                    str(REPO / "config/smoke.yaml"), "--directory", str(tmp_path), timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-4000:]
     report = tmp_path / "results/report"
     cfg = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
@@ -163,11 +164,10 @@ def test_smoke_run_produces_the_report(tmp_path, cifar_archive):
         len(qualities) * (1 if s in PLANE_SUBSAMPLING else 2) for st in cfg["grid"] for s in st["schemes"])
     # plain JPEG loses a little; EtC's 8-px blocks fit the 4:4:4 grid, so its PSNR stays within 1 dB there,
     # while LE's nibble shuffle does not survive JPEG; grayscale EtC is coded as grayscale JPEG of its plane
-    q90 = comp[(comp.jpeg_quality == 90) & (comp.image_size == 32) & (comp.block_size == 8)].set_index(
-        ["scheme", "subsampling"])
-    assert abs(q90.psnr["etc", "444"] - q90.psnr["plain", "444"]) < 1.0
-    assert q90.psnr["le", "444"] < q90.psnr["plain", "444"] - 5
-    assert q90.jpeg_mode["etc-gray", "420"] == "gray" and q90.jpeg_mode["etc", "420"] == "ycbcr"
+    q90 = comp[(comp.jpeg_quality == 90) & (comp.image_size == 32)].set_index(["block_size", "scheme", "subsampling"])
+    assert abs(q90.psnr[8, "etc", "444"] - q90.psnr[8, "plain", "444"]) < 1.0
+    assert q90.psnr[4, "le", "444"] < q90.psnr[4, "plain", "444"] - 5
+    assert q90.jpeg_mode[8, "etc-gray", "420"] == "gray" and q90.jpeg_mode[8, "etc", "420"] == "ycbcr"
     # key mismatch: every model with its own key, another key (not for plain) and no encryption
     km = pd.read_csv(report / "key_mismatch.csv")
     assert len(km) == 3 * len(acc[acc.subsampling == "none"]) - len(acc[(acc.subsampling == "none") &

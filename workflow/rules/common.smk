@@ -13,6 +13,7 @@ wildcard_constraints:
 
 DATASET = config["dataset"]["name"]
 DATA = f"results/data/{DATASET}.npz"
+QUALITIES = config["jpeg"]["qualities"]
 # schemes that encrypt into one grayscale plane with the chroma subsampling built in (their JPEG is grayscale):
 # each is compressed at its own subsampling only (etcbench.ciphers: Scheme.plane_subsampling)
 PLANE_SUBSAMPLING = {"etc-gray": "420", "etc-gray-444": "444"}

@@ -4,18 +4,21 @@ rule compress_jpeg:
         plain="results/encrypted/{setting}/plain/test.npz",
         key="results/keys/{setting}/{scheme}.key.npz",
     output:
-        images="results/jpeg/{setting}/{scheme}/q{quality}-{subsampling}.npz",
-        metrics="results/jpeg/{setting}/{scheme}/q{quality}-{subsampling}.json",
+        # every configured quality at one chroma subsampling in one job (one start-up, one load of the images)
+        images=expand("results/jpeg/{{setting}}/{{scheme}}/q{quality}-{{subsampling}}.npz", quality=QUALITIES),
+        metrics=expand("results/jpeg/{{setting}}/{{scheme}}/q{quality}-{{subsampling}}.json", quality=QUALITIES),
     params:
         dataset=DATASET,
+        qualities=" ".join(map(str, QUALITIES)),
+        out_dir=lambda wildcards: f"results/jpeg/{wildcards.setting}/{wildcards.scheme}",
     threads: 2
     log:
-        "results/logs/compress_jpeg/{setting}-{scheme}-q{quality}-{subsampling}.log",
+        "results/logs/compress_jpeg/{setting}-{scheme}-{subsampling}.log",
     benchmark:
-        "results/benchmarks/compress_jpeg/{setting}-{scheme}-q{quality}-{subsampling}.tsv"
+        "results/benchmarks/compress_jpeg/{setting}-{scheme}-{subsampling}.tsv"
     conda:
         "../../envs/core.yaml"
     shell:
         "python -m etcbench compress --images {input.images} --plain {input.plain} --key {input.key} "
-        "--quality {wildcards.quality} --subsampling {wildcards.subsampling} --workers {threads} "
-        "--dataset {params.dataset} --out-images {output.images} --out-metrics {output.metrics} 2> {log}"
+        "--quality {params.qualities} --subsampling {wildcards.subsampling} --workers {threads} "
+        "--dataset {params.dataset} --out-dir {params.out_dir} 2> {log}"
