@@ -1,10 +1,21 @@
 # etcbench: CIFAR-10 -> keys -> encrypted test sets -> JPEG -> training -> evaluation -> report.
 # Every rule calls the etcbench CLI; the grid comes from config/config.yaml (validated by the schema).
 import os
+import shlex
 
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+
+# every rule runs `python -m etcbench` of this checkout: also inside the conda environments of envs/ (which install
+# its dependencies, not etcbench itself) and on cluster nodes
+# (the prefix is formatted like a shell command: literal braces are doubled)
+shell.prefix(
+    "set -euo pipefail; export PYTHONPATH="
+    + shlex.quote(workflow.basedir).replace("{", "{{").replace("}", "}}")
+    + "${{PYTHONPATH:+:$PYTHONPATH}}; "
+)
 
 
 # the defaults, found from any --directory; a --configfile is merged over them (nested mappings key by key)

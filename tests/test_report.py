@@ -158,10 +158,13 @@ def test_summary_known_numbers(acc):
     row = summary.set_index(["model", "scheme"]).loc[("vit", "plain")]
     assert row["top1_mean_pct"] == pytest.approx(82.0)
     assert row["top1_std_pct"] == pytest.approx(np.std([80.0, 84.0], ddof=1))
+    # 95% Student-t interval of the mean with 1 degree of freedom: t = 12.706
+    assert row["top1_ci95_pct"] == pytest.approx(12.7062 * np.std([80.0, 84.0], ddof=1) / np.sqrt(2), rel=1e-4)
     assert row["n_seeds"] == 2
     assert (summary["paper_top1"] == "not available").all()
     one_seed = tables.accuracy_summary(acc.loc[acc["seed"] == 0])
-    assert one_seed["top1_std_pct"].isna().all() and (one_seed["n_seeds"] == 1).all()
+    assert one_seed["top1_std_pct"].isna().all() and one_seed["top1_ci95_pct"].isna().all()
+    assert (one_seed["n_seeds"] == 1).all()
     etc = one_seed.set_index(["model", "scheme"]).loc[("convmixer", "etc"), "top1_mean_pct"]
     assert etc == pytest.approx(60.0)
 

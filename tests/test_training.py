@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -87,6 +90,17 @@ def test_local_checkpoint_is_loaded_and_missing_one_is_a_clear_error(tmp_path):
     assert dst.head.weight.shape[0] == 5  # mismatching head left at init
     with pytest.raises(EtcbenchError, match="does not exist"):
         build_model("vit", 10, SIZE, BLOCK, {"depth": 1}, pretrained=str(tmp_path / "missing.pth"))
+
+
+def test_hub_weights_without_network_are_a_clear_error():
+    # the paper config's ViT-B/16 ImageNet-21k weights, on a machine where the hub cannot be reached
+    code = ("from etcbench.models import build_model\n"
+            "build_model('vit', 10, 224, 16, {'arch': 'vit_base_patch16_224.augreg_in21k'}, pretrained=True)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert res.returncode != 0
+    assert "EtcbenchError: could not load timm's pretrained weights for vit_base_patch16_224.augreg_in21k" in res.stderr
+    assert "set 'pretrained' to a local checkpoint path" in res.stderr
 
 
 @pytest.fixture

@@ -75,8 +75,9 @@ def _build(written: list[Path], accuracy: list[Path], compression: list[Path], o
     evaluations = [read_json(p) for p in accuracy]
     acc = tables.accuracy_table([r for e in evaluations for r in e["records"]])
     written += tables.write_table(acc, out_dir / "accuracy", "Top-1 accuracy per model, scheme, JPEG setting and seed")
-    written += tables.write_table(tables.accuracy_summary(acc), out_dir / "summary",
-                                  "Top-1 (%) on uncompressed test images, mean and std over seeds")
+    written += tables.write_table(
+        tables.accuracy_summary(acc), out_dir / "summary",
+        "Top-1 (%) on uncompressed test images: mean, std and 95% CI half-width over seeds")
     written += tables.write_table(tables.key_mismatch_table([r for e in evaluations for r in e.get("key_mismatch", [])]),
                                   out_dir / "key_mismatch",
                                   "Top-1 with the model's own key, another key of its scheme, and no encryption")

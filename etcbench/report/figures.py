@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from ..errors import EtcbenchError  # noqa: E402
 from ..io import atomic_write  # noqa: E402
+from .stats import ci_interval  # noqa: E402
 
 __all__ = ["save_figure", "plot_top1_by_model_scheme", "plot_top1_vs_quality", "plot_rate_distortion",
            "plot_examples", "plot_attack_ssim", "plot_attack_examples"]
@@ -106,7 +107,8 @@ def _legend_handles(schemes: Sequence[str], palette: Mapping[str, tuple], subsam
 def plot_top1_by_model_scheme(acc: pd.DataFrame, stem: Path) -> list[Path]:
     """Bar chart of top-1 (%) on uncompressed test images: x = model, hue = scheme, one panel per setting.
 
-    Bars are the mean over seeds; error bars are the standard deviation over seeds when there is more than one.
+    Bars are the mean over seeds; with more than one seed, error bars are the 95% Student-t confidence interval of
+    the mean (:mod:`.stats`, as ``top1_ci95_pct`` in the summary table).
 
     Args:
         acc: output of :func:`etcbench.report.tables.accuracy_table`.
@@ -124,7 +126,7 @@ def plot_top1_by_model_scheme(acc: pd.DataFrame, stem: Path) -> list[Path]:
     schemes, palette = _scheme_palette(data["scheme"])
     configs = _configs(data)
     n_seeds = int(data.groupby(["config", "model", "scheme"])["seed"].nunique().max())
-    errorbar = "sd" if n_seeds > 1 else None
+    errorbar = ci_interval(0.95) if n_seeds > 1 else None
 
     width = max(4.5, 0.6 * len(models) * len(schemes) + 1.5)
     fig, axes = plt.subplots(1, len(configs), figsize=(width * len(configs), 4.2), squeeze=False, sharey=True)
@@ -138,7 +140,7 @@ def plot_top1_by_model_scheme(acc: pd.DataFrame, stem: Path) -> list[Path]:
             ax.bar_label(container, fmt="%.1f", label_type="center", fontsize=7, color="white")
         ax.set(xlabel="model", ylabel="top-1 (%)", ylim=(0, 105), title=cfg if len(configs) > 1 else "")
     sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1.0), title="scheme", frameon=False)
-    spread = f"mean ± sd over {n_seeds} seeds" if errorbar else "1 seed"
+    spread = f"mean and 95% CI over {n_seeds} seeds" if errorbar else "1 seed"
     fig.suptitle(f"Top-1 on uncompressed test images ({spread}); paper values: not available", fontsize=10)
     return save_figure(fig, stem)
 
@@ -147,7 +149,7 @@ def plot_top1_vs_quality(acc: pd.DataFrame, stem: Path) -> list[Path]:
     """Top-1 (%) against JPEG quality: hue = scheme, marker = subsampling, one panel per model (and setting).
 
     The uncompressed top-1 of each (model, scheme), mean over seeds, is drawn as a dashed horizontal line in the
-    scheme's colour.
+    scheme's colour. With more than one seed, points are means and error bars 95% Student-t confidence intervals.
 
     Args:
         acc: output of :func:`etcbench.report.tables.accuracy_table`.
@@ -183,7 +185,8 @@ def plot_top1_vs_quality(acc: pd.DataFrame, stem: Path) -> list[Path]:
                 sns.lineplot(data=sub, x="jpeg_quality", y="top1_pct", hue="scheme", style="subsampling",
                              hue_order=[s for s in schemes if s in set(sub["scheme"])], palette=palette,
                              style_order=subsamplings, markers=markers, dashes=False,
-                             errorbar="sd" if n_seeds > 1 else None, err_style="bars", ax=ax, legend=False)
+                             errorbar=ci_interval(0.95) if n_seeds > 1 else None, err_style="bars", ax=ax,
+                             legend=False)
             for scheme in schemes:
                 if (cfg, model, scheme) in baseline.index:
                     ax.axhline(baseline[(cfg, model, scheme)], color=palette[scheme], linestyle="--", linewidth=1)
@@ -192,7 +195,7 @@ def plot_top1_vs_quality(acc: pd.DataFrame, stem: Path) -> list[Path]:
     handles = _legend_handles(schemes, palette, subsamplings, markers)
     handles.append(Line2D([], [], color="0.3", linestyle="--", linewidth=1, label="uncompressed"))
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False)
-    spread = f"mean ± sd over {n_seeds} seeds" if n_seeds > 1 else "1 seed"
+    spread = f"mean and 95% CI over {n_seeds} seeds" if n_seeds > 1 else "1 seed"
     fig.suptitle(f"Top-1 on JPEG-compressed test images ({spread}); dashed: uncompressed; "
                  "paper values: not available", fontsize=10)
     fig.tight_layout()

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import EtcbenchError
 from ..io import atomic_write
+from .stats import ci_halfwidth
 
 __all__ = [
     "ACCURACY_COLUMNS",
@@ -39,7 +40,8 @@ ACCURACY_COLUMNS = ["dataset", "image_size", "block_size", "model", "scheme", "j
                     "top1"]
 COMPRESSION_COLUMNS = ["dataset", "image_size", "block_size", "scheme", "jpeg_quality", "subsampling", "bpp", "bpp_std",
                        "psnr", "psnr_std", "n_images", "jpeg_aligned", "jpeg_mode"]
-SUMMARY_COLUMNS = ["dataset", "image_size", "block_size", "model", "scheme", "top1_mean_pct", "top1_std_pct", "n_seeds",
+SUMMARY_COLUMNS = ["dataset", "image_size", "block_size", "model", "scheme", "top1_mean_pct", "top1_std_pct",
+                   "top1_ci95_pct", "n_seeds",
                    "paper_top1"]
 ATTACK_COLUMNS = ["dataset", "image_size", "block_size", "scheme", "attack", "ssim", "ssim_std", "psnr", "psnr_std",
                   "direct_comparison", "neighbour_comparison", "direct_comparison_sym", "neighbour_comparison_sym",
@@ -220,8 +222,9 @@ def accuracy_summary(acc: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         Columns :data:`SUMMARY_COLUMNS`: one row per dataset, image_size, block_size, model, scheme with
-        ``top1_mean_pct``, ``top1_std_pct`` (sample std, ddof=1; NaN for a single seed), ``n_seeds`` and
-        ``paper_top1`` = "not available". Empty (with these columns) when there is no uncompressed row.
+        ``top1_mean_pct``, ``top1_std_pct`` (sample std, ddof=1; NaN for a single seed), ``top1_ci95_pct`` (the
+        half-width of the 95% Student-t confidence interval of the mean, :mod:`.stats`; NaN for a single seed),
+        ``n_seeds`` and ``paper_top1`` = "not available". Empty (with these columns) when there is no uncompressed row.
     """
     missing = [c for c in ACCURACY_COLUMNS if c not in acc.columns]
     if missing:
@@ -232,7 +235,7 @@ def accuracy_summary(acc: pd.DataFrame) -> pd.DataFrame:
         log.warning("no uncompressed accuracy rows: the summary table is empty")
         return pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith("_pct") else object) for c in SUMMARY_COLUMNS})
     grouped = plain.groupby(keys, sort=True)
-    out = grouped["top1"].agg(top1_mean_pct="mean", top1_std_pct="std").mul(100.0)
+    out = grouped["top1"].agg(top1_mean_pct="mean", top1_std_pct="std", top1_ci95_pct=ci_halfwidth).mul(100.0)
     out["n_seeds"] = grouped["seed"].nunique().astype("int64")
     out["paper_top1"] = PAPER_NOT_AVAILABLE
     return out.reset_index()[SUMMARY_COLUMNS]

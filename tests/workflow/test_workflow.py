@@ -132,14 +132,11 @@ def test_unknown_config_key_is_an_error(tmp_path):
 
 
 @pytest.mark.workflow
-def test_smoke_run_produces_the_report(tmp_path, cifar_archive):
+def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
     import yaml
 
     env = {"ETCBENCH_CIFAR10_ARCHIVE": str(cifar_archive)}
-    # the README's smoke command
-    res = snakemake("--cores", "2", "--profile", str(REPO / "workflow/profiles/smoke"), "--configfile",
-                    str(REPO / "config/smoke.yaml"), "--directory", str(tmp_path), timeout=600, env=env)
-    assert res.returncode == 0, res.stderr[-4000:]
+    tmp_path = smoke_run
     report = tmp_path / "results/report"
     cfg = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
     acc = pd.read_csv(report / "accuracy.csv", dtype={"subsampling": str})

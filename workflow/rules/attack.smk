@@ -21,8 +21,6 @@ rule attack_scheme:
         device=config["device"],
         dataset=DATASET,
     threads: 8
-    resources:
-        runtime=60,
     log:
         "results/logs/attack_scheme/{setting}-{scheme}.log",
     benchmark:

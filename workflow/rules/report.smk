@@ -1,7 +1,3 @@
-localrules:
-    make_report,
-
-
 rule make_report:
     input:
         accuracy=accuracy_records(),

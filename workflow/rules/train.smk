@@ -16,8 +16,6 @@ rule train_model:
         dataset=DATASET,
         state="results/state/{setting}/{scheme}/{model}/seed{seed}",
     threads: 8
-    resources:
-        runtime=60,
     log:
         "results/logs/train_model/{setting}-{scheme}-{model}-seed{seed}.log",
     benchmark:

@@ -1,0 +1,185 @@
+"""GPU check: train ViT and ConvMixer on plain and EtC CIFAR-10 for a short fixed budget, next to timm's own
+training throughput for the same model and batch.
+
+    python -m etcbench.gpu_check --archive cifar-10-python.tar.gz --out gpu_check.json
+
+For every (model, scheme) it runs the suite's real pipeline (``etcbench prepare``, ``keygen`` and ``encrypt``,
+then :func:`etcbench.train.train_model`, which crops, resizes and encrypts every batch on the device), and prints
+top-1 on the encrypted test set and the training samples/s. Beside it, ``timm samples/s`` is what a bare timm
+training step reaches for the same model, input and batch size: random tensors already on the device, AdamW,
+bf16 autocast on CUDA as in the suite, timed after warm-up steps with the device synchronised (the "train" mode of
+timm's ``benchmark.py``). Their ratio is the cost of the suite's data path and encryption.
+
+The defaults are the paper's scale (224 px, patch 16, ViT-B/16 and ConvMixer-768/32 from random initialisation)
+on 10,000 training images for 1 epoch, about 10 minutes on one H100-class GPU in all; the test suite runs it on the
+CPU with a tiny budget (``--image-size 32 --block-size 8 --train-size 64 ...``). Results: ``docs/gpu.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import EtcbenchError
+
+__all__ = ["main", "timm_train_throughput"]
+
+log = logging.getLogger("etcbench.gpu_check")
+
+DEFAULT_OPTIONS = {
+    "vit": {"arch": "vit_base_patch16_224"},
+    "convmixer": {"dim": 768, "depth": 32, "kernel_size": 7, "activation": "relu"},
+}
+
+
+def timm_train_throughput(model_name: str, options: dict[str, Any], image_size: int, patch_size: int,
+                          batch_size: int, device: Any, steps: int = 20, warmup: int = 5) -> float:
+    """Training samples/s of a bare step (forward, cross-entropy, backward, AdamW) on random inputs on ``device``."""
+    import torch
+    import torch.nn.functional as F
+
+    from .models import build_model
+
+    dev = torch.device(device)
+    model = build_model(model_name, 10, image_size, patch_size, dict(options)).to(dev).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randn(batch_size, 3, image_size, image_size, device=dev)
+    y = torch.randint(0, 10, (batch_size,), device=dev)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+    def step() -> None:
+        with autocast:
+            loss = F.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+class _StageFailed(Exception):
+    """An etcbench stage failed; it has printed its one error line already."""
+
+
+def _stage(*args: str) -> None:
+    from .cli import main as cli
+
+    if cli(list(args)) != 0:
+        raise _StageFailed(args[0])
+
+
+def run(a: argparse.Namespace) -> list[dict[str, Any]]:
+    from .seeding import select_device
+    from .train import Recipe, train_model
+
+    dev = select_device(a.device)
+    options = {m: {**DEFAULT_OPTIONS.get(m, {}), **a.model_options.get(m, {})} for m in a.models}
+    recipe = Recipe(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, warmup_epochs=0.1 * a.epochs,
+                    eval_batch_size=max(a.batch_size, 256))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="etcbench-gpu-check-") as tmp:
+        work = Path(tmp)
+        data = work / "data.npz"
+        _stage("prepare", *(["--archive", a.archive] if a.archive else []), "--cache-dir", str(work / "download"),
+               "--train-size", str(a.train_size), "--val-size", str(a.val_size), "--test-size", str(a.test_size),
+               "--out", str(data), "--info", str(work / "data.json"))
+        for scheme in a.schemes:
+            key, test = work / f"{scheme}.key.npz", work / f"{scheme}.test.npz"
+            _stage("keygen", "--scheme", scheme, "--block-size", str(a.block_size), "--image-size", str(a.image_size),
+                   "--seed", str(a.key_seed), "--out", str(key), "--info", str(work / f"{scheme}.json"))
+            _stage("encrypt", "--data", str(data), "--key", str(key), "--image-size", str(a.image_size),
+                   "--out", str(test))
+            for model in a.models:
+                result = train_model(data_path=data, key_path=key, test_path=test, model_name=model,
+                                     model_options=options[model], recipe=recipe, seed=0, image_size=a.image_size,
+                                     interpolation="bicubic", out_model=work / f"{model}-{scheme}.pt",
+                                     out_metrics=work / f"{model}-{scheme}.json", state_dir=work / f"{model}-{scheme}",
+                                     device=str(dev), progress=False)
+                rows.append({"model": model, "scheme": scheme, "top1": result["record"]["top1"],
+                             "samples_per_s": result["train"]["samples_per_s"],
+                             "train_seconds": result["train"]["train_seconds"],
+                             "parameters": result["train"]["parameters"]})
+    for model in a.models:  # the reference, once per model (the scheme does not change the network)
+        ref = timm_train_throughput(model, options[model], a.image_size, a.block_size, a.batch_size, dev)
+        for row in rows:
+            if row["model"] == model:
+                row["timm_samples_per_s"] = ref
+                row["ratio_to_timm"] = row["samples_per_s"] / ref
+    return rows
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    from .seeding import select_device
+
+    dev = select_device(device)
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m etcbench.gpu_check", description=__doc__.splitlines()[0])
+    p.add_argument("--archive", help="local cifar-10-python.tar.gz (default: $ETCBENCH_CIFAR10_ARCHIVE)")
+    p.add_argument("--models", nargs="+", default=["vit", "convmixer"], choices=["vit", "convmixer"])
+    p.add_argument("--schemes", nargs="+", default=["plain", "etc"])
+    p.add_argument("--model-options", type=json.loads, default={},
+                   help='JSON per model, merged over the defaults, e.g. \'{"vit": {"depth": 1}}\'')
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--block-size", type=int, default=16, help="block = patch size")
+    p.add_argument("--train-size", type=int, default=10000)
+    p.add_argument("--val-size", type=int, default=1000)
+    p.add_argument("--test-size", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--key-seed", type=int, default=20220413)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="also write the rows and the device as JSON here")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    started = time.perf_counter()
+    try:
+        device = _device_name(a.device)
+        rows = run(a)
+    except _StageFailed:
+        return 2
+    except (EtcbenchError, ValueError, FileNotFoundError) as exc:
+        print(f"etcbench gpu_check: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"device: {device}; {a.image_size} px, patch {a.block_size}, batch {a.batch_size}, {a.train_size} training "
+          f"images x {a.epochs} epoch(s); {time.perf_counter() - started:.0f} s in all")
+    print(f"{'model':<10} {'scheme':<8} {'top-1':>7} {'samples/s':>10} {'timm samples/s':>15} {'ratio':>6}")
+    for r in rows:
+        print(f"{r['model']:<10} {r['scheme']:<8} {100 * r['top1']:>6.2f}% {r['samples_per_s']:>10.1f} "
+              f"{r['timm_samples_per_s']:>15.1f} {r['ratio_to_timm']:>6.2f}")
+    if a.out:
+        from .io import write_json
+
+        write_json(a.out, {"device": device, "settings": {k: v for k, v in vars(a).items() if k != "out"},
+                           "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The slurm profile on a real SLURM: a one-node cluster on localhost runs the smoke config through
+``workflow/profiles/slurm``; every job must go through sbatch and the report must match the local smoke run.
+
+Test-only overrides, applied to a copy of the real profile: the cluster's partition, ``squeue`` as the status
+command (there is no accounting database for ``sacct``), no GPU (the node has none), requests that fit a 2-core
+node, and the smoke profile's one thread per job (so that both runs compute the same numbers). Snakemake runs
+under ``timeout -k``; the daemons are stopped by their PIDs when the test ends, whether it passes or fails.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from slurm_local import LocalSlurm, unavailable_reason
+from test_workflow import REPO, job_counts, snakemake
+
+# columns that measure time, not results
+TIMING = {"seconds"}
+TABLES = ["accuracy", "summary", "compression", "key_mismatch", "attacks"]
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def profile_for_this_cluster(tmp_path: Path, partition: str = "debug") -> Path:
+    """The real slurm profile with the test-only overrides (module docstring), written to ``tmp_path``."""
+    profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+    smoke = yaml.safe_load((REPO / "workflow/profiles/smoke/config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    profile["jobs"] = 4
+    profile["default-resources"].update(slurm_partition=partition, runtime=10, mem_mb=1000)
+    for resources in profile["set-resources"].values():
+        resources.update(gpu=0, cpus_per_task=1, mem_mb=min(resources.get("mem_mb", 1000), 2000), runtime=10)
+    profile["set-threads"] = smoke["set-threads"]
+    profile.update({"slurm-status-command": "squeue", "slurm-init-seconds-before-status-checks": 1,
+                    "slurm-keep-successful-logs": True})
+    out = tmp_path / "slurm-test-profile"
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return out
+
+
+def _table(run_dir: Path, name: str) -> pd.DataFrame:
+    df = pd.read_csv(run_dir / "results/report" / f"{name}.csv", dtype={"subsampling": str})
+    return df.drop(columns=[c for c in df.columns if c in TIMING])
+
+
+def test_no_daemon_is_left_running_after_teardown(tmp_path):
+    """Start and stop a cluster: its slurmctld and slurmd are gone, and Debian's config path is restored."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    from slurm_local import DEFAULT_CONF, _pid
+
+    before = DEFAULT_CONF.resolve() if DEFAULT_CONF.exists() else None
+    cluster = LocalSlurm(tmp_path / "cluster")
+    try:
+        cluster.start()
+        assert _pid(cluster.root / "slurmctld.pid") and _pid(cluster.root / "slurmd.pid")
+        job = subprocess.run(["sbatch", "--parsable", "-p", "debug", "--wrap", "sleep 60"], capture_output=True,
+                             text=True, timeout=30)
+        assert job.returncode == 0, job.stderr
+    finally:
+        cluster.stop()
+    assert _pid(cluster.root / "slurmctld.pid") is None and _pid(cluster.root / "slurmd.pid") is None
+    assert (DEFAULT_CONF.resolve() if DEFAULT_CONF.exists() else None) == before
+
+
+@pytest.mark.workflow
+def test_smoke_config_through_the_slurm_profile(slurm_cluster, smoke_run, cifar_archive, tmp_path):
+    profile = profile_for_this_cluster(tmp_path)
+    run_dir = tmp_path / "run"
+    common = ["--profile", str(profile), "--configfile", str(REPO / "config/smoke.yaml"), "--directory", str(run_dir)]
+    env = {"ETCBENCH_CIFAR10_ARCHIVE": str(cifar_archive)}
+    dry = snakemake("-n", *common, env=env)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    expected = job_counts(dry.stdout)
+
+    res = snakemake(*common, timeout=420, env=env)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-5000:]
+
+    # every job but the local target rule went through sbatch, and SLURM ran each to completion
+    submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", log)
+    assert len(submitted) == sum(expected.values()) - expected["all"], (len(submitted), expected)
+    assert set(re.findall(r"^localrule (\w+):", log, re.M)) == {"all"}
+    states = {job: slurm_cluster.job_state(job) for job in submitted}
+    assert set(states.values()) == {"COMPLETED"}, states
+    logs = {p.parent.name for p in (run_dir / ".snakemake/slurm_logs").glob("rule_*/*/*.log")}
+    assert logs == {f"rule_{rule}" for rule in expected if rule != "all"}
+
+    # the report is the local run's: same rows, same numbers (timing columns aside)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(_table(run_dir, name), _table(smoke_run, name), check_exact=False,
+                                      rtol=1e-9, atol=1e-12, obj=name)
+    figures = sorted(p.name for p in (run_dir / "results/report/figures").iterdir())
+    assert figures == sorted(p.name for p in (smoke_run / "results/report/figures").iterdir())
