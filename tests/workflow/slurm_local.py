@@ -3,8 +3,8 @@ hand (no systemd, no cgroups) and stopped by the PIDs in their pid files.
 
 The recipe and its workarounds are those of the build machines (docs: environment.md, section 5): the node is
 ``localhost`` at 127.0.0.1 whatever the host name; ``DefMemPerCPU`` keeps jobs without ``--mem`` from taking the
-whole node; ``MinJobAge=300`` keeps finished jobs visible to ``squeue``/``scontrol`` (there is no accounting
-database, so no ``sacct``); the configuration is linked at Debian's default path ``/etc/slurm/slurm.conf``
+whole node; ``MinJobAge=3600`` keeps finished jobs visible to ``squeue``/``scontrol`` for the whole run (there is
+no accounting database, so no ``sacct``); the configuration is linked at Debian's default path ``/etc/slurm/slurm.conf``
 because the job-step plugin strips ``SLURM_CONF`` from the environment of its nested ``srun``.
 """
 
@@ -80,9 +80,12 @@ def _stop(pid_file: Path, wait: float = 15) -> None:
 class LocalSlurm:
     """Bring up (``start``) and tear down (``stop``) the cluster; all its state lives under ``root``."""
 
-    def __init__(self, root: Path, partition: str = "debug") -> None:
+    def __init__(self, root: Path, partition: str = "debug", cpus: int | None = None) -> None:
         self.root = Path(root)
         self.partition = partition
+        # more CPUs than the machine has (slurmd then trusts the configuration): short jobs, dominated by start-up
+        # and by the executor's polling, overlap instead of queueing
+        self.cpus = cpus or os.cpu_count() or 1
         self.conf = self.root / "slurm.conf"
         self.started_munge = False
         self._saved_conf: Path | None = None
@@ -98,13 +101,14 @@ class LocalSlurm:
         self.conf.write_text("\n".join([
             "ClusterName=etcbench-test",
             "SlurmctldHost=localhost(127.0.0.1)",
-            f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory={mem_mb} State=UNKNOWN",
+            f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={mem_mb} State=UNKNOWN",
+            *(["SlurmdParameters=config_overrides"] if self.cpus > (os.cpu_count() or 1) else []),
             f"PartitionName={self.partition} Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
             "SlurmUser=root", "SlurmdUser=root", "AuthType=auth/munge", "CredType=cred/munge",
             "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
             "AccountingStorageType=accounting_storage/none", "JobCompType=jobcomp/none",
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core_Memory",
-            "DefMemPerCPU=1024", "MinJobAge=300", "ReturnToService=2", "KillWait=5", "InactiveLimit=0",
+            "DefMemPerCPU=1024", "MinJobAge=3600", "ReturnToService=2", "KillWait=5", "InactiveLimit=0",
             "MpiDefault=none", "SwitchType=switch/none",
             f"StateSaveLocation={r / 'state'}", f"SlurmdSpoolDir={r / 'spool'}",
             f"SlurmctldPidFile={r / 'slurmctld.pid'}", f"SlurmdPidFile={r / 'slurmd.pid'}",

@@ -30,7 +30,7 @@ def slurm_cluster(tmp_path_factory):
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"), cpus=8)
     try:
         cluster.start()
         yield cluster
@@ -43,7 +43,7 @@ def profile_for_this_cluster(tmp_path: Path, partition: str = "debug") -> Path:
     profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
     smoke = yaml.safe_load((REPO / "workflow/profiles/smoke/config.yaml").read_text())
     assert profile["executor"] == "slurm"
-    profile["jobs"] = 4
+    profile["jobs"] = 8
     profile["default-resources"].update(slurm_partition=partition, runtime=10, mem_mb=1000)
     for resources in profile["set-resources"].values():
         resources.update(gpu=0, cpus_per_task=1, mem_mb=min(resources.get("mem_mb", 1000), 2000), runtime=10)
@@ -92,7 +92,7 @@ def test_smoke_config_through_the_slurm_profile(slurm_cluster, smoke_run, cifar_
     assert dry.returncode == 0, dry.stderr[-3000:]
     expected = job_counts(dry.stdout)
 
-    res = snakemake(*common, timeout=420, env=env)
+    res = snakemake(*common, timeout=600, env=env)
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-5000:]
 
