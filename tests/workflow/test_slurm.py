@@ -102,8 +102,11 @@ def test_smoke_config_through_the_slurm_profile(slurm_cluster, smoke_run, cifar_
     assert set(re.findall(r"^localrule (\w+):", log, re.M)) == {"all"}
     states = {job: slurm_cluster.job_state(job) for job in submitted}
     assert set(states.values()) == {"COMPLETED"}, states
-    logs = {p.parent.name for p in (run_dir / ".snakemake/slurm_logs").glob("rule_*/*/*.log")}
-    assert logs == {f"rule_{rule}" for rule in expected if rule != "all"}
+    # the plugin's per-job logs: slurm_logs/rule_<rule>[/<wildcards>]/<SLURM jobid>.log
+    logs = list((run_dir / ".snakemake/slurm_logs").rglob("*.log"))
+    assert sorted(p.stem for p in logs) == sorted(submitted)
+    rules = {next(part for part in p.relative_to(run_dir).parts if part.startswith("rule_")) for p in logs}
+    assert rules == {f"rule_{rule}" for rule in expected if rule != "all"}
 
     # the report is the local run's: same rows, same numbers (timing columns aside)
     for name in TABLES:

@@ -163,7 +163,7 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
     # while LE's nibble shuffle does not survive JPEG; grayscale EtC is coded as grayscale JPEG of its plane
     q90 = comp[(comp.jpeg_quality == 90) & (comp.image_size == 32)].set_index(["block_size", "scheme", "subsampling"])
     assert abs(q90.psnr[8, "etc", "444"] - q90.psnr[8, "plain", "444"]) < 1.0
-    assert q90.psnr[4, "le", "444"] < q90.psnr[4, "plain", "444"] - 5
+    assert q90.psnr[4, "le", "444"] < q90.psnr[8, "plain", "444"] - 5  # the same 32-px images
     assert q90.jpeg_mode[8, "etc-gray", "420"] == "gray" and q90.jpeg_mode[8, "etc", "420"] == "ycbcr"
     # key mismatch: every model with its own key, another key (not for plain) and no encryption
     km = pd.read_csv(report / "key_mismatch.csv")
