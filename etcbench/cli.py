@@ -118,9 +118,10 @@ def cmd_compress(a: argparse.Namespace) -> None:
     if scheme.plane_subsampling is not None and a.subsampling != scheme.plane_subsampling:
         raise EtcbenchError(f"{key.scheme} builds {scheme.plane_subsampling} chroma into its grayscale plane (a "
                             f"grayscale JPEG has no chroma subsampling): use --subsampling {scheme.plane_subsampling}")
-    bad = [q for q in a.quality if not 1 <= q <= 100]
-    if bad or len(set(a.quality)) != len(a.quality):
+    if len(set(a.quality)) != len(a.quality):
         raise EtcbenchError(f"--quality needs distinct values in 1..100, got {' '.join(map(str, a.quality))}")
+    for quality in a.quality:  # every setting checked before the first file is written
+        jpeg.check_settings(quality, a.subsampling)
     for quality in a.quality:
         started = time.time()
         decoded, nbytes = jpeg.roundtrip(enc["x"], quality, a.subsampling, a.workers)
@@ -301,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", default="cifar10")
     s.add_argument("--out-dir", required=True,
                    help="writes q{QUALITY}-{SUBSAMPLING}.npz (decoded images) and .json (bpp, PSNR) per quality")
+    s.set_defaults(outputs=lambda a: [p for q in a.quality for p in compress_paths(a.out_dir, q, a.subsampling)])
 
     s = stage("train", cmd_train, "Train a model on images encrypted batch by batch with a fixed key.")
     s.add_argument("--data", required=True, help="split arrays from 'prepare'")
@@ -374,8 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _outputs(a: argparse.Namespace) -> list[Path]:
-    if a.command == "compress":
-        return [p for q in a.quality for p in compress_paths(a.out_dir, q, a.subsampling)]
+    """The files a stage writes: its own ``outputs`` (stages writing a set of files), else its --out* and --info."""
+    if hasattr(a, "outputs"):
+        return list(a.outputs(a))
     return [Path(v) for k, v in vars(a).items() if (k == "out" or k.startswith("out_") or k == "info") and v]
 
 

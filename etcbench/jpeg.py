@@ -25,7 +25,8 @@ SUBSAMPLING: dict[str, int] = {"444": 0, "420": 2}
 _PIL_TO_NAME = {0: "444", 1: "422", 2: "420"}
 
 
-def _check(quality: int, subsampling: str) -> None:
+def check_settings(quality: int, subsampling: str) -> None:
+    """Raise ValueError unless ``quality`` is in 1..100 and ``subsampling`` is a known chroma subsampling."""
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
     if subsampling not in SUBSAMPLING:
@@ -55,7 +56,7 @@ def _workers(workers: int | None) -> int:
 
 def encode(images: np.ndarray, quality: int, subsampling: Subsampling, workers: int | None = None) -> list[bytes]:
     """Encode ``(N, H, W, 3)`` (colour) or ``(N, H, W, 1)`` (grayscale) uint8 images; one JPEG file per image."""
-    _check(quality, subsampling)
+    check_settings(quality, subsampling)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"expected (N, H, W, 3) or (N, H, W, 1) uint8 images, got {images.dtype} {images.shape}")
     with ThreadPoolExecutor(_workers(workers)) as pool:

@@ -117,6 +117,9 @@ def test_compress_codes_grayscale_planes_at_their_own_subsampling(tmp_path, natu
     res = etcbench(*args[:7], "--quality", "90", "90", "--out-dir", str(tmp_path / "again"), "--subsampling", "420")
     assert_one_error_line(res, "compress", "distinct values")
     assert not (tmp_path / "again").exists()
+    res = etcbench(*args[:7], "--quality", "90", "0", "--out-dir", str(tmp_path / "again"), "--subsampling", "420")
+    assert_one_error_line(res, "compress", "quality must be in 1..100")
+    assert not (tmp_path / "again").exists()  # checked before the valid quality 90 is written
 
 
 def test_missing_input_file(tmp_path):

@@ -110,13 +110,13 @@ class InverseNetworkAttack(Attack):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        self.arch = arch
         if train_crop is not None:
-            step = self._crop_step(arch)
+            step = self._crop_step()
             if not isinstance(train_crop, (int, np.integer)) or train_crop < 1 or train_crop % step:
                 raise ValueError(f"train_crop must be a positive multiple of {step} for the {arch} network of "
                                  f"{type(self).__name__} (block size {block_size}), got {train_crop!r}")
         self.train_crop = None if train_crop is None else int(train_crop)
-        self.arch = arch
         self.epochs = int(epochs)
         self.batch_size = int(batch_size)
         self.val_fraction = float(val_fraction)
@@ -131,9 +131,9 @@ class InverseNetworkAttack(Attack):
                 "val_fraction": self.val_fraction, "eval_batch_size": self.eval_batch_size,
                 "train_crop": self.train_crop}
 
-    def _crop_step(self, arch: str) -> int:
+    def _crop_step(self) -> int:
         """The grid a training crop's side and offsets lie on."""
-        return int(np.lcm(self.block_size, self.side_multiple) if arch == "block" else self.side_multiple)
+        return int(np.lcm(self.block_size, self.side_multiple) if self.arch == "block" else self.side_multiple)
 
     # -- subclass hooks -----------------------------------------------------------------------------------------
     def _setup(self, channels: int) -> None:
@@ -204,9 +204,9 @@ class InverseNetworkAttack(Attack):
                        mininterval=10, unit="batch")
             for idx in bar:
                 rows = idx.numpy()
-                window = self._window(plain.shape[1:3], order)
-                losses = self._step(to_unit(encrypted[rows][:, window[0], window[1]], self.device),
-                                    to_unit(plain[rows][:, window[0], window[1]], self.device))
+                ys, xs = self._window(plain.shape[1:3], order)  # one copy: the batch's window only
+                losses = self._step(to_unit(encrypted[rows, ys, xs], self.device),
+                                    to_unit(plain[rows, ys, xs], self.device))
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v * len(rows)
                 seen += len(rows)
@@ -243,7 +243,7 @@ class InverseNetworkAttack(Attack):
         """The training window of one batch: whole images, or a random ``train_crop`` square on the crop grid."""
         if self.train_crop is None:
             return slice(None), slice(None)
-        step, crop = self._crop_step(self.arch), self.train_crop
+        step, crop = self._crop_step(), self.train_crop
         top, left = (int(torch.randint((side - crop) // step + 1, (1,), generator=generator)) * step
                      for side in sides)
         return slice(top, top + crop), slice(left, left + crop)
