@@ -2,10 +2,15 @@
 # Every rule calls the etcbench CLI; the grid comes from config/config.yaml (validated by the schema).
 import os
 import shlex
+import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
+
+# the workflow resolves its config with the etcbench of this checkout (the same code as `etcbench rehearse`)
+sys.path.insert(0, workflow.basedir)
+import etcbench.config as etcbench_config
 
 
 # every rule runs `python -m etcbench` of this checkout: also inside the conda environments of envs/ (which install
@@ -18,11 +23,21 @@ shell.prefix(
 )
 
 
-# the defaults, found from any --directory; a --configfile is merged over them (nested mappings key by key)
+# the defaults, found from any --directory; each --configfile, then --config, is merged over them (nested mappings
+# key by key, but model_options and train entries replaced whole: etcbench/config.py)
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-validate(config, schema="workflow/schemas/config.schema.yaml")
+# Snakemake merged the layers key by key; rebuild the config from the same layers with etcbench's rules, validate
+# it against workflow/schemas/config.schema.yaml and fill in the defaults
+_resolved = etcbench_config.resolve(
+    workflow.config_settings.configfiles,
+    dict(workflow.config_settings.config),
+    defaults=os.path.join(workflow.basedir, "config", "config.yaml"),
+    schema=os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
+)
+config.clear()
+config.update(_resolved)
 
 
 report: "workflow/report/workflow.rst"

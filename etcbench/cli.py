@@ -254,6 +254,26 @@ def cmd_report(a: argparse.Namespace) -> None:
                  attack_examples=[Path(p) for p in a.attack_examples])
 
 
+def cmd_rehearse(a: argparse.Namespace) -> None:
+    _set_threads(a.threads)
+    from .rehearsal import rehearse
+
+    result = rehearse(a.configfile, Path(a.workdir), archive=a.archive, images=a.images, steps=a.steps,
+                      device=a.device)
+    print(f"{'setting':<9} {'scheme':<13} {'model':<16} {'arch':<34} {'depth':>5} {'width':>5} {'patch':>5} "
+          f"{'grid':>7} {'params':>8}  {'pretrained':<11} {'recipe':<12} {'s':>5}")
+    for c in result["cells"]:
+        card = c["model_card"]
+        patch = card["patch"][0] if card.get("patch") else "-"
+        grid = "x".join(map(str, card["token_grid"]))
+        source = card["pretrained"]["source"].split(":")[0]
+        print(f"{c['setting']:<9} {c['scheme']:<13} {c['model']:<16} {card['arch']:<34} {card['depth']:>5} "
+              f"{card['width']:>5} {patch:>5} {grid:>7} {card['parameters'] / 1e6:>7.2f}M  {source:<11} "
+              f"{c['recipe_name']:<12} {c['seconds']:>5.1f}")
+    print(f"rehearsed {len(result['cells'])} trained cells in {result['seconds']:.0f} s; report in "
+          f"{Path(a.workdir) / 'report'}")
+
+
 # parser -----------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="etcbench", description=__doc__.splitlines()[0])
@@ -359,6 +379,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--out", required=True, help="attack records (.json)")
     s.add_argument("--out-examples", required=True, help="first reconstructions, RGB (.npz)")
+
+    s = stage("rehearse", cmd_rehearse, "Rehearse a config's whole grid on a few images: every model at its real size, "
+                                        "two training steps of its real recipe, evaluation and the report.")
+    s.add_argument("--configfile", nargs="*", default=[], help="config layers over config/config.yaml, in order")
+    s.add_argument("--workdir", required=True, help="scratch folder for the rehearsal's files")
+    s.add_argument("--archive", help="local cifar-10-python.tar.gz (default: $ETCBENCH_CIFAR10_ARCHIVE, else download)")
+    s.add_argument("--images", type=int, default=8, help="training images (a quarter as many, at least 2, for validation and test)")
+    s.add_argument("--steps", type=int, default=2, help="optimiser steps per model")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(outputs=lambda a: [Path(a.workdir) / "rehearsal.json"])
 
     s = stage("report", cmd_report, "Tables (CSV, Markdown, LaTeX) and figures (PNG, PDF) from the result records.")
     s.add_argument("--accuracy", nargs="+", required=True, help="records from 'evaluate'")

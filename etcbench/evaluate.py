@@ -67,7 +67,17 @@ def load_trained_model(path: Path, device: torch.device) -> tuple[nn.Module, dic
         spec = ckpt["spec"]
     except Exception as exc:  # noqa: BLE001
         raise EtcbenchError(f"{path} is not an etcbench model file ({type(exc).__name__}: {exc})") from exc
-    model = build_model(spec["model"], spec["num_classes"], spec["image_size"], spec["patch_size"],
-                        spec.get("options"), pretrained=False, in_chans=spec.get("in_chans", 3))
-    model.load_state_dict(ckpt.pop("state_dict"))
+    state = ckpt.pop("state_dict")
+    # built without initialising its weights (on the meta device: initialising ViT-B/16 takes seconds on a CPU),
+    # then every parameter and buffer is taken from the file; a model with buffers the file does not hold is
+    # built normally
+    with torch.device("meta"):
+        model = build_model(spec["model"], spec["num_classes"], spec["image_size"], spec["patch_size"],
+                            spec.get("options"), in_chans=spec.get("in_chans", 3))
+    if {name for name, _ in model.named_buffers()} <= set(state):
+        model.load_state_dict(state, assign=True)
+    else:
+        model = build_model(spec["model"], spec["num_classes"], spec["image_size"], spec["patch_size"],
+                            spec.get("options"), in_chans=spec.get("in_chans", 3))
+        model.load_state_dict(state)
     return model.to(device).eval(), ckpt

@@ -1,12 +1,18 @@
 """Training on images encrypted batch by batch with a fixed key, with resumable state.
 
-Pipeline per batch (as the paper's official code): plain uint8 images -> random crop and flip -> resize to the
-model input -> encrypt with the fixed key on the training device -> normalise -> model. So no encrypted training
-set is stored. Validation uses the plain validation split resized and encrypted the same way (no
-augmentation); the final test uses the stored encrypted test set.
+Pipeline per micro-batch (as the paper's official code): plain uint8 images -> the recipe's augmentation ->
+resize to the model input -> encrypt on the training device (with the fixed key; with a fresh key per image for
+per-image-key schemes such as PE) -> normalise -> model. So no encrypted training set is stored. Validation uses
+the plain validation split resized and encrypted the same way (no augmentation); the final test uses the stored
+encrypted test set.
 
-Resumable state (model, optimiser, scheduler, data-order RNG, history) is written atomically to ``state_dir``
-after every epoch; a restarted run with the same settings continues from the last finished epoch.
+The recipe (:class:`etcbench.recipes.Recipe`) sets the optimiser (timm's ``create_optimizer_v2``: no weight decay
+on biases, norms, position embeddings and class tokens), the schedule, the duration in epochs or steps, and
+gradient accumulation. Pretrained weights load strictly (:mod:`etcbench.models.pretrained`), and ``metrics.json``
+records the model card of what was trained (:mod:`etcbench.models.card`).
+
+Resumable state (model, optimiser, scheduler, data-order and augmentation RNGs, history) is written atomically to
+``state_dir`` after every epoch; a restarted run with the same settings continues from the last finished epoch.
 """
 
 from __future__ import annotations
@@ -16,64 +22,80 @@ import io
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timm.scheduler import CosineLRScheduler
 from tqdm import tqdm
 
 from . import ciphers
-from .data.transforms import normalize, random_crop_flip, resize, to_nchw
+from .data.transforms import augment_batch, normalize, resize, to_nchw
 from .errors import EtcbenchError
 from .evaluate import evaluate_arrays, save_trained_model
 from .io import atomic_write, load_npz, write_json
 from .manifest import manifest
-from .models import build_model
+from .models import build_model, load_pretrained, model_card
+from .models.factory import DEFAULT_ARCH
+from .recipes import Recipe
 from .seeding import seed_everything, select_device, set_deterministic
 
-__all__ = ["Recipe", "train_model"]
+__all__ = ["Recipe", "build_optimizer", "LrSchedule", "train_model"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """Training hyper-parameters (config ``train:``)."""
+def build_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimiser; weight decay skips biases, norms and ``model.no_weight_decay()`` (timm)."""
+    from timm.optim import create_optimizer_v2
 
-    epochs: int = 4
-    batch_size: int = 64
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    momentum: float = 0.9
-    warmup_epochs: float = 0.5
-    min_lr: float = 1e-5
-    grad_clip: float = 1.0
-    label_smoothing: float = 0.0
-    augment: bool = True
-    crop_padding: int = 4
-    eval_batch_size: int = 256
-    deterministic: bool = False
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Recipe:
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise EtcbenchError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
-        return cls(**values)
-
-
-def _optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                               weight_decay=recipe.weight_decay)
-    raise EtcbenchError(f"unknown optimizer {recipe.optimizer!r}; use adamw or sgd")
+        return create_optimizer_v2(model, "adamw", lr=recipe.lr, weight_decay=recipe.weight_decay)
+    # timm's "sgd" is SGD with Nesterov momentum, "momentum" the plain heavy-ball form
+    return create_optimizer_v2(model, "sgd" if recipe.nesterov else "momentum", lr=recipe.lr,
+                               weight_decay=recipe.weight_decay, momentum=recipe.momentum)
+
+
+class LrSchedule:
+    """The recipe's learning-rate schedule; :meth:`before_step` sets the rate of optimiser step ``s`` (0-based)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, recipe: Recipe, total: int, warmup: int,
+                 milestones: list[int]) -> None:
+        from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler
+
+        self.kind = recipe.schedule
+        self.done = 0  # steps the torch scheduler has taken (one-cycle only)
+        if self.kind == "cosine":
+            self.sched: Any = CosineLRScheduler(optimizer, t_initial=max(1, total - warmup), lr_min=recipe.min_lr,
+                                                warmup_t=warmup, warmup_lr_init=0.0, warmup_prefix=True,
+                                                t_in_epochs=False)
+        elif self.kind == "multistep":
+            # timm decays at update t once t + 1 reaches a decay_t: shifted by one, step s has the rate lr_decay to
+            # the number of milestones <= s, as torch's MultiStepLR stepped after every epoch
+            self.sched = MultiStepLRScheduler(optimizer, decay_t=[m + 1 for m in milestones],
+                                              decay_rate=recipe.lr_decay, warmup_t=warmup, warmup_lr_init=0.0, warmup_prefix=False,
+                                              t_in_epochs=False)
+        else:
+            self.sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=max(2, total),
+                                                             pct_start=recipe.onecycle_pct)
+
+    def before_step(self, step: int) -> None:
+        if self.kind == "cosine":  # the rate of step + 1, as the ViT code base's LambdaLR (no step at rate 0)
+            self.sched.step_update(num_updates=step + 1)
+        elif self.kind == "multistep":
+            self.sched.step_update(num_updates=step)
+        else:
+            while self.done < step:
+                self.sched.step()
+                self.done += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sched": self.sched.state_dict(), "done": self.done}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sched.load_state_dict(state["sched"])
+        self.done = state["done"]
 
 
 def _signature(settings: dict[str, Any]) -> str:
@@ -106,7 +128,7 @@ def train_model(
         progress: bool = True,
         dataset: str = "cifar10",
 ) -> dict[str, Any]:
-    """Train one model on one scheme with one seed; write ``out_model`` and ``out_metrics``. Returns the record."""
+    """Train one model on one scheme with one seed; write ``out_model`` and ``out_metrics``. Returns the result."""
     started = time.time()
     key = ciphers.load_key(key_path)
     scheme = ciphers.create(key.scheme, key.block_size, **key.options)
@@ -117,6 +139,9 @@ def train_model(
     if str(test["key_fingerprint"]) != key.fingerprint:
         raise EtcbenchError(f"test set {test_path} was not encrypted with key {key_path}")
     num_classes = int(data["train_y"].max()) + 1
+    n_train = len(data["train_y"])
+    total_steps, steps_per_epoch = recipe.total_steps(n_train), recipe.steps_per_epoch(n_train)
+    epochs, warmup = recipe.epochs_run(n_train), recipe.warmup(n_train)
     dev = select_device(device)
     seed_everything(seed)
     set_deterministic(recipe.deterministic)
@@ -125,19 +150,19 @@ def train_model(
     input_size = image_size if (rows, cols) == (image_size, image_size) else [rows, cols]
     spec = {"model": model_name, "options": model_options, "num_classes": num_classes, "image_size": input_size,
             "patch_size": key.block_size, "in_chans": in_chans}
-    model = build_model(model_name, num_classes, input_size, key.block_size, model_options, pretrained,
-                        in_chans).to(dev)
-    optimizer = _optimizer(model, recipe)
-    n_train = len(data["train_y"])
-    steps_per_epoch = max(1, n_train // recipe.batch_size)
-    total_steps = steps_per_epoch * recipe.epochs
-    scheduler = CosineLRScheduler(optimizer, t_initial=total_steps, lr_min=recipe.min_lr,
-                                  warmup_t=int(recipe.warmup_epochs * steps_per_epoch), warmup_lr_init=recipe.lr * 0.01,
-                                  warmup_prefix=True, t_in_epochs=False)
+    model = build_model(model_name, num_classes, input_size, key.block_size, model_options, in_chans)
+    arch = model_options.get("arch", DEFAULT_ARCH.get(model_name, model_name))
+    loaded = load_pretrained(model, model_name, arch, pretrained)
+    card = model_card(model, model_name, arch, (in_chans, rows, cols), loaded)
+    log.info("model card: %s", json.dumps(card))
+    model = model.to(dev)
+    optimizer = build_optimizer(model, recipe)
+    schedule = LrSchedule(optimizer, recipe, total_steps, warmup, recipe.milestone_steps(n_train))
     order = torch.Generator().manual_seed(seed)
     augment_rng = torch.Generator().manual_seed(seed + 1)
+    key_rng = torch.Generator(device=dev).manual_seed(seed + 2)  # per-image-key schemes: throw-away training keys
 
-    signature = _signature({"spec": spec, "recipe": asdict(recipe), "seed": seed, "key": key.fingerprint,
+    signature = _signature({"spec": spec, "recipe": recipe.to_dict(), "seed": seed, "key": key.fingerprint,
                             "data": str(Path(data_path).resolve()), "interpolation": interpolation,
                             "pretrained": str(pretrained)})
     state_path = Path(state_dir) / "last.pt"
@@ -148,9 +173,10 @@ def train_model(
         if state.get("signature") == signature:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
+            schedule.load_state_dict(state["scheduler"])
             order.set_state(state["order_rng"])
             augment_rng.set_state(state["augment_rng"])
+            key_rng.set_state(state["key_rng"])
             torch.set_rng_state(state["torch_rng"])
             history, first_epoch = state["history"], state["epoch"] + 1
             train_images, train_seconds = state["train_images"], state["train_seconds"]
@@ -158,54 +184,62 @@ def train_model(
         else:
             log.warning("ignoring %s: it belongs to a run with other settings", state_path)
 
-    def prepare(x: torch.Tensor) -> torch.Tensor:
-        return scheme.encrypt(resize(x, image_size, interpolation), key)
+    def encrypt(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        x = resize(x, image_size, interpolation)
+        return scheme.encrypt_fresh(x, rng) if scheme.per_image_keys else scheme.encrypt(x, key)
+
+    def validation_prepare() -> Any:  # the same fresh keys at every validation (per-image-key schemes)
+        rng = torch.Generator(device=dev).manual_seed(seed + 3)
+        return lambda x: encrypt(x, rng)
 
     train_x, train_y = data["train_x"], torch.from_numpy(data["train_y"].astype(np.int64))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
     step = first_epoch * steps_per_epoch
-    for epoch in range(first_epoch, recipe.epochs):
+    for epoch in range(first_epoch, epochs):
         model.train()
-        perm = torch.randperm(n_train, generator=order)[: steps_per_epoch * recipe.batch_size]
+        steps_now = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+        perm = torch.randperm(n_train, generator=order)[: steps_now * recipe.batch_size]
         loss_sum, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
-        bar = tqdm(perm.split(recipe.batch_size), desc=f"{model_name}/{key.scheme} epoch {epoch + 1}/{recipe.epochs}",
-                   disable=not progress, mininterval=10, unit="batch")
+        bar = tqdm(perm.split(recipe.batch_size), desc=f"{model_name}/{key.scheme} epoch {epoch + 1}/{epochs}",
+                   disable=not progress, mininterval=10, unit="step")
         for idx in bar:
-            x = to_nchw(train_x[idx.numpy()]).to(dev, non_blocking=True)
-            y = train_y[idx].to(dev, non_blocking=True)
-            if recipe.augment:
-                x = random_crop_flip(x, recipe.crop_padding, augment_rng)
-            x = normalize(prepare(x))
-            with autocast:
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
-                if hasattr(model, "regularization_loss"):  # adaptation networks: L_U and smoothness terms
-                    loss = loss + model.regularization_loss().float()
+            schedule.before_step(step)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            for micro in idx.split(recipe.micro_batch):  # gradient accumulation: micro-batches of one step
+                x = to_nchw(train_x[micro.numpy()]).to(dev, non_blocking=True)
+                y = train_y[micro].to(dev, non_blocking=True)
+                x = augment_batch(x, recipe.augment, image_size, padding=recipe.crop_padding, scale=recipe.crop_scale,
+                                  interpolation=interpolation, generator=augment_rng)
+                x = normalize(encrypt(x, key_rng))
+                with autocast:
+                    logits = model(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+                    if hasattr(model, "regularization_loss"):  # adaptation networks: L_U and smoothness terms
+                        loss = loss + model.regularization_loss().float()
+                (loss / recipe.accumulation).backward()
+                loss_sum += loss.item() * len(y)
+                correct += (logits.argmax(1) == y).sum().item()
+                seen += len(y)
             if recipe.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             optimizer.step()
             step += 1
-            scheduler.step_update(num_updates=step)
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         epoch_seconds = time.perf_counter() - t0
         train_images += seen
         train_seconds += epoch_seconds
-        val_top1, val_loss = evaluate_arrays(model, data["val_x"], data["val_y"], dev, recipe.eval_batch_size, prepare)
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_top1": correct / max(seen, 1),
-                        "val_top1": val_top1, "val_loss": val_loss, "lr": optimizer.param_groups[0]["lr"],
-                        "samples_per_s": seen / max(epoch_seconds, 1e-9)})
+        val_top1, val_loss = evaluate_arrays(model, data["val_x"], data["val_y"], dev, recipe.eval_batch_size,
+                                             validation_prepare())
+        history.append({"epoch": epoch + 1, "steps": step, "train_loss": loss_sum / max(seen, 1),
+                        "train_top1": correct / max(seen, 1), "val_top1": val_top1, "val_loss": val_loss,
+                        "lr": optimizer.param_groups[0]["lr"], "samples_per_s": seen / max(epoch_seconds, 1e-9)})
         log.info("epoch %d: %s", epoch + 1, json.dumps(history[-1]))
         _save_state(state_path, {"signature": signature, "epoch": epoch, "model": model.state_dict(),
-                                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                 "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                                  "order_rng": order.get_state(), "augment_rng": augment_rng.get_state(),
-                                 "torch_rng": torch.get_rng_state(), "history": history,
-                                 "train_images": train_images, "train_seconds": train_seconds})
+                                 "key_rng": key_rng.get_state(), "torch_rng": torch.get_rng_state(),
+                                 "history": history, "train_images": train_images, "train_seconds": train_seconds})
         _write_summary(Path(state_dir) / "summary.csv", history)
 
     top1, loss = evaluate_arrays(model, test["x"], test["y"], dev, recipe.eval_batch_size)
@@ -220,8 +254,11 @@ def train_model(
         "record": record,
         "history": history,
         "train": {"samples_per_s": samples_per_s, "train_seconds": train_seconds, "train_images": train_images,
-                  "parameters": sum(p.numel() for p in model.parameters()), "recipe": asdict(recipe),
-                  "model_options": model_options, "pretrained": str(pretrained), "interpolation": interpolation},
+                  "parameters": card["parameters"], "recipe": recipe.to_dict(), "steps": total_steps,
+                  "steps_per_epoch": steps_per_epoch, "epochs": epochs, "warmup_steps": warmup,
+                  "batch_size": recipe.batch_size, "accumulation": recipe.accumulation,
+                  "micro_batch": recipe.micro_batch, "model_options": model_options, "pretrained": str(pretrained),
+                  "interpolation": interpolation, "model_card": card},
         "manifest": manifest("train", started, time.time(), dev, seed=seed, key_fingerprint=key.fingerprint,
                              deterministic=recipe.deterministic),
     }

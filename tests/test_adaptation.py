@@ -13,7 +13,7 @@ from etcbench.models.adaptation import (
     MadonoAdaptation,
     TanakaAdaptation,
     build_adapted,
-    total_variation,
+    madono_smoothness,
 )
 
 
@@ -28,7 +28,10 @@ def test_output_shapes(kind, size, block):
     model = build_adapted(kind, 10, size, block)
     assert isinstance(model, AdaptedClassifier)
     assert isinstance(model.adaptation, TanakaAdaptation if kind == "tanaka" else MadonoAdaptation)
-    assert model.classifier.conv1.in_channels == 16
+    # the classifier takes the adapted map at full resolution: CIFAR stem (3x3, stride 1, no max-pool) up to 64 px
+    assert model.classifier.conv1.in_channels == 16 and model.classifier.stem_type == "cifar"
+    assert model.classifier.conv1.kernel_size == (3, 3) and model.classifier.conv1.stride == (1, 1)
+    assert isinstance(model.classifier.maxpool, torch.nn.Identity)
     logits = model(torch.randn(2, 3, size, size))
     assert logits.shape == (2, 10)
     assert model.last_adapted is not None and model.last_adapted.shape == (2, 16, size, size)
@@ -48,27 +51,70 @@ def test_tanaka_is_shared_and_madono_grows_with_the_number_of_blocks():
 
 def test_penalty_u_vanishes_exactly_on_permutations():
     torch.manual_seed(0)
-    adapt = MadonoAdaptation(16, 4)  # 16 positions
+    adapt = MadonoAdaptation(16, 4, u_init="identity")  # 16 positions
     init = adapt.penalty_u().item()
-    assert 0 < init < 8.0  # identity plus noise of std 0.01: about 32 rows and columns x 0.12
+    assert 0 < init < 8.0 / 16 ** 2  # identity plus noise of std 0.01: about 32 rows and columns x 0.12, over n^2
     perm = torch.randperm(16)
     with torch.no_grad():
         adapt.u.copy_(torch.eye(16)[perm])
-        assert abs(adapt.penalty_u().item()) < 1e-5
+        assert abs(adapt.penalty_u().item()) < 1e-7
         adapt.u.copy_(torch.eye(16)[perm] * torch.where(torch.rand(16) < 0.5, -2.0, 1.0)[:, None])  # signed, scaled
-        assert abs(adapt.penalty_u().item()) < 1e-5
+        assert abs(adapt.penalty_u().item()) < 1e-7
         adapt.u.copy_(torch.randn(16, 16))
         assert adapt.penalty_u().item() > 10 * init
-        adapt.u.fill_(1.0 / 16)  # doubly stochastic but dense: 2 * 16 * (1 - 1/4)
-        assert adapt.penalty_u().item() == pytest.approx(24.0, rel=1e-5)
+        adapt.u.fill_(1.0 / 16)  # doubly stochastic but dense: 2 * 16 * (1 - 1/4), over 16^2
+        assert adapt.penalty_u().item() == pytest.approx(24.0 / 256, rel=1e-5)
 
 
-def test_smoothness_is_total_variation():
-    assert MadonoAdaptation.smoothness(torch.full((2, 16, 8, 8), 3.5)).item() == 0.0
-    ramp = torch.arange(8.0).expand(1, 1, 8, 8)  # steps of 1 horizontally, none vertically
-    assert total_variation(ramp).item() == pytest.approx(1.0)
-    assert total_variation(ramp.transpose(-1, -2) * 2).item() == pytest.approx(2.0)
+def test_u_starts_as_the_originals_kaiming_uniform_draw():
+    torch.manual_seed(1)
+    u = MadonoAdaptation(32, 4).u.detach()  # 64 positions: uniform in +-1/8
+    assert u.abs().max() <= 1 / 8 and u.abs().max() > 0.12 and abs(u.mean()) < 0.01
+    assert not torch.allclose(torch.diagonal(u), torch.ones(64), atol=0.5)  # not the identity
+    with pytest.raises(ValueError, match="u_init"):
+        MadonoAdaptation(32, 4, u_init="eye")
+
+
+def test_smoothness_is_squared_differences_over_the_first_three_channels():
+    assert madono_smoothness(torch.full((2, 16, 8, 8), 3.5)).item() == 0.0
+    # steps of 1 horizontally in the first 3 channels: 3 channels x 7 rows x 7 columns of 1, over (7 * 8 * 16) and N
+    ramp = torch.zeros(2, 16, 8, 8)
+    ramp[:, :3] = torch.arange(8.0)
+    assert madono_smoothness(ramp).item() == pytest.approx(2 * 3 * 7 * 7 / (7 * 8 * 16) / 2)
+    assert madono_smoothness(ramp * 2).item() == pytest.approx(4 * madono_smoothness(ramp).item())  # squared
+    later = torch.zeros(2, 16, 8, 8)
+    later[:, 3:] = torch.randn(2, 13, 8, 8)
+    assert madono_smoothness(later).item() == 0.0  # channels 3.. do not count
     assert MadonoAdaptation.smoothness(torch.randn(2, 16, 8, 8)).item() > 0
+
+
+def _original_losses(mat: torch.Tensor, feature: torch.Tensor) -> tuple[float, float]:
+    """Madono et al.'s loss terms written step by step as their code does (proposed_cifar10_ELE.py, util_norm.py):
+    the doubly stochastic constraint over the 64 rows and columns of U, scaled by 0.001 / (64 * 64), and
+    total_variation_norm (beta 2) of the adapted 16 x 32 x 32 map, scaled by 0.1 / batch size."""
+    dsc = 0.0
+    for i in range(64):
+        dsc += torch.abs(mat[i, :]).sum() - torch.sqrt((mat[i, :] * mat[i, :]).sum())
+        dsc += torch.abs(mat[:, i]).sum() - torch.sqrt((mat[:, i] * mat[:, i]).sum())
+    dsc = 0.001 * dsc / (64 * 64)
+    total = 0.0
+    for c in range(3):
+        to_check = feature[:, c, :-1, :-1]
+        one_bottom = feature[:, c, 1:, :-1]
+        one_right = feature[:, c, :-1, 1:]
+        total += (((to_check - one_bottom) ** 2 + (to_check - one_right) ** 2) ** (2 / 2)).sum()
+    tv = 0.1 * (total / (31 * 32 * 16)) / feature.size()[0]
+    return float(dsc), float(tv)
+
+
+def test_regularisation_matches_a_step_by_step_reimplementation_of_the_original():
+    torch.manual_seed(3)
+    model = build_adapted("madono", 10, 32, 4)  # the original's setting: 64 blocks of 4 px, 16-channel map
+    model(torch.randn(3, 3, 32, 32))
+    dsc, tv = _original_losses(model.adaptation.u.detach(), model.last_adapted.detach())
+    assert model.regularization_loss().item() == pytest.approx(dsc + tv, rel=1e-5)
+    assert (0.001 * model.adaptation.penalty_u()).item() == pytest.approx(dsc, rel=1e-5)
+    assert (0.1 * madono_smoothness(model.last_adapted)).item() == pytest.approx(tv, rel=1e-5)
 
 
 def test_regularization_loss_weights_and_zero_for_tanaka():
@@ -81,7 +127,7 @@ def test_regularization_loss_weights_and_zero_for_tanaka():
     madono = build_adapted("madono", 10, 32, 4, w_u=0.5, w_s=2.0)
     assert madono.regularization_loss().item() == pytest.approx(0.5 * madono.adaptation.penalty_u().item())
     madono(x)
-    expected = 0.5 * madono.adaptation.penalty_u() + 2.0 * total_variation(madono.last_adapted)
+    expected = 0.5 * madono.adaptation.penalty_u() + 2.0 * madono_smoothness(madono.last_adapted)
     assert torch.allclose(madono.regularization_loss(), expected)
     assert (build_adapted("madono", 10, 32, 4).w_u, build_adapted("madono", 10, 32, 4).w_s) == (1e-3, 0.1)
 

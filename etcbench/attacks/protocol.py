@@ -52,7 +52,7 @@ def default_options(attack: str, scheme: str, options: dict[str, Any]) -> dict[s
     the pixel-wise inverse network against PE (which has no blocks), the block-wise one otherwise."""
     options = dict(options)
     if attack in ("itn", "gan") and "arch" not in options:
-        options["arch"] = "pixel" if scheme == "pe" else "block"
+        options["arch"] = "block" if ciphers.create(scheme, block_size=1).blockwise else "pixel"
     return options
 
 

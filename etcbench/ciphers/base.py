@@ -62,6 +62,11 @@ class Scheme:
     # grayscale-plane schemes: the chroma subsampling built into their one-channel plane ("420" or "444"); a JPEG of
     # the plane is a grayscale JPEG. None for schemes whose encrypted images are RGB.
     plane_subsampling: ClassVar[str | None] = None
+    # schemes that encrypt every image with its own key (PE as published): ``encrypt(x, key, first_index)`` keys
+    # image j of a call as image first_index + j of the key's stream, and ``encrypt_fresh`` draws throw-away keys
+    per_image_keys: ClassVar[bool] = False
+    # whether the scheme works on blocks of block_size (PE works pixel by pixel: any image size, no block layout)
+    blockwise: ClassVar[bool] = True
 
     def __init__(self, block_size: int) -> None:
         self.block_size = check_block_size(block_size)

@@ -13,20 +13,27 @@ Steps, in the written order of the paper:
 
 Everything compiles into one gather plus one mask per key (:mod:`.plan`).
 
+Two registered variants:
+    * ``pe`` (the published scheme, "without key management"): a **fresh key per image**, in training and test.
+      Its :class:`~etcbench.ciphers.keys.Key` holds only a 256-bit secret; image ``i`` of a set is encrypted with
+      the per-pixel key drawn from that secret's stream at position ``i`` (``first_index + j`` for image ``j`` of a
+      call), so a stored set can be decrypted for scoring. Training draws throw-away keys on the device
+      (:meth:`PE.encrypt_fresh`), a new one every time an image is drawn;
+    * ``pe-fixed`` (a variant): one key, per-pixel arrays for the whole ``H x W`` image, shared by every image,
+      compiled into one gather plus one mask (:mod:`.plan`).
+
 Choices the literature leaves open, fixed here:
-    * key scope: the original scheme is "without key management" and draws a new key for every image. Here
-      :meth:`PE.generate_key` draws ONE key (per-pixel arrays for the whole ``H x W`` image), so encryption is a
-      deterministic gather and every image encrypted with that key shares it. The per-image-key variant of the
-      paper is obtained by generating one key per image (different seeds) and encrypting each image with its own
-      key;
     * NP bits index the channels *before* the colour shuffle (the written order NP, then shuffle); each of the
       ``3 * H * W`` bits is an independent fair bit;
     * colour permutation code ``c`` selects ``itertools.permutations((0, 1, 2))[c]``, drawn uniformly per pixel,
       read from an unmodified copy (a true permutation, as in :mod:`.etc`);
+    * per-image keys (``pe``): pixel ``p`` of image ``i`` takes one 64-bit word of a PCG64 stream seeded by the
+      secret, word ``i * H * W + p`` (so any image's key is reached by ``advance``, without drawing the others'):
+      its three low bits are the NP bits of R, G, B and the rest modulo 6 the colour code (bias below 2**-58);
     * ``color_shuffle=False`` gives the simplified PE of the lab's attack code (random element-wise inversion
       only): ``y = where(negpos, 255 - x, x)``;
-    * NP bits and colour permutations come from separate children of the seed, so switching the colour shuffle
-      off leaves the NP bits unchanged;
+    * ``pe-fixed``: NP bits and colour permutations come from separate children of the seed, so switching the
+      colour shuffle off leaves the NP bits unchanged;
     * ``block_size`` is accepted (every scheme has one) and stored in the key, but PE has no blocks: it does not
       constrain the image size and does not affect encryption;
     * never JPEG-aligned: per-pixel NP and colour shuffling destroy the local correlation JPEG relies on.
@@ -38,18 +45,150 @@ from typing import Any
 
 import numpy as np
 
-from .base import GatherScheme, Subsampling
+from .base import GatherScheme, Scheme, Subsampling, image_hw
 from .etc import CHANNEL_PERMS
 from .keys import Key
-from .plan import GatherPlan
+from .plan import GatherPlan, is_torch
 from .registry import register_scheme
 
-__all__ = ["PE"]
+__all__ = ["PE", "PEFixed", "apply_pixel_keys"]
+
+_INVERSE_PERMS = np.argsort(CHANNEL_PERMS, axis=1)  # code -> inverse permutation
+_CHUNK = 256  # images whose per-image keys are drawn at once (bounds the key memory: 8 bytes per pixel)
+
+
+def _check_size(image_size: tuple[int, int]) -> tuple[int, int]:
+    h, w = (int(s) for s in image_size)
+    if h < 1 or w < 1:
+        raise ValueError(f"image size must be positive, got {h}x{w}")
+    return h, w
+
+
+def apply_pixel_keys(x: Any, negpos: Any, codes: Any, inverse: bool) -> Any:
+    """Encrypt (or decrypt) images with per-image, per-pixel keys, vectorised over the whole batch.
+
+    Args:
+        x: numpy ``(N, H, W, 3)`` or torch ``(N, 3, H, W)``, uint8 or float in [0, 1].
+        negpos: NP bits of the *input* channels, numpy ``(N, H, W, 3)`` / torch ``(N, 3, H, W)`` bool.
+        codes: colour permutation codes 0..5, ``(N, H, W)`` int64 of the same library.
+        inverse: decrypt instead.
+
+    Encryption: ``y[..., k] = np(x)[..., perm[k]]`` with ``np(v) = 255 - v`` (``1 - v``) where the bit is set;
+    decryption undoes the permutation first, then NP.
+    """
+    if is_torch(x):
+        import torch
+
+        perms = torch.as_tensor(_INVERSE_PERMS if inverse else CHANNEL_PERMS, device=x.device)[codes]
+        perms = perms.permute(0, 3, 1, 2)  # (N, 3, H, W): output channel k <- input channel perms[:, k]
+        flip = (lambda v: torch.where(negpos, 255 - v, v)) if x.dtype == torch.uint8 else (
+            lambda v: torch.where(negpos, 1 - v, v))
+        return flip(torch.gather(x, 1, perms)) if inverse else torch.gather(flip(x), 1, perms)
+    perms = (_INVERSE_PERMS if inverse else CHANNEL_PERMS)[codes]  # (N, H, W, 3)
+    top = np.uint8(255) if x.dtype == np.uint8 else x.dtype.type(1)
+
+    def flip(v: np.ndarray) -> np.ndarray:
+        return np.where(negpos, top - v, v)
+
+    return flip(np.take_along_axis(x, perms, axis=-1)) if inverse else np.take_along_axis(flip(x), perms, axis=-1)
 
 
 @register_scheme("pe")
-class PE(GatherScheme):
-    """Pixel-based encryption: per-pixel NP bits for each channel and a per-pixel colour permutation.
+class PE(Scheme):
+    """Pixel-based encryption with a fresh key per image (the published scheme, "without key management").
+
+    Args:
+        block_size: stored in the key for uniformity, otherwise unused (any image size is accepted).
+        color_shuffle: permute the three colour values of every pixel; ``False`` leaves NP only.
+
+    Key arrays: ``secret``, 8 uint32 words seeding the stream of per-image keys.
+
+    Examples:
+        >>> import numpy as np
+        >>> from etcbench import ciphers
+        >>> scheme = ciphers.create("pe", block_size=16)
+        >>> key = scheme.generate_key(seed=1234, image_size=(30, 20))
+        >>> x = np.repeat(np.random.default_rng(0).integers(0, 256, (1, 30, 20, 3), dtype=np.uint8), 2, axis=0)
+        >>> y = scheme.encrypt(x, key)
+        >>> bool((y[0] != y[1]).any()), bool((scheme.decrypt(y, key) == x).all())
+        (True, True)
+    """
+
+    per_image_keys = True
+    blockwise = False
+
+    def __init__(self, block_size: int, color_shuffle: bool = True) -> None:
+        super().__init__(block_size)
+        self.color_shuffle = bool(color_shuffle)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"color_shuffle": self.color_shuffle}
+
+    def jpeg_aligned(self, subsampling: Subsampling) -> bool:
+        return False
+
+    def generate_key(self, seed: int, image_size: tuple[int, int]) -> Key:
+        """Draw the secret of a stream of per-image keys for ``image_size`` images (any positive size)."""
+        h, w = _check_size(image_size)
+        secret = np.random.default_rng(np.random.SeedSequence(int(seed))).integers(0, 2**32, 8, dtype=np.uint32)
+        return Key(self.name, self.block_size, (h, w), dict(self.options), {"secret": secret})
+
+    def image_keys(self, key: Key, first_index: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """NP bits ``(count, H, W, 3)`` and colour codes ``(count, H, W)`` of images ``first_index ..`` of ``key``."""
+        if first_index < 0:
+            raise ValueError(f"first_index must be non-negative, got {first_index}")
+        h, w = key.image_size
+        stream = np.random.PCG64(np.random.SeedSequence(key.arrays["secret"].astype(np.uint64).tolist()))
+        stream.advance(first_index * h * w)
+        words = stream.random_raw(count * h * w).reshape(count, h, w)
+        negpos = ((words[..., None] >> np.arange(3, dtype=np.uint64)) & np.uint64(1)).astype(bool)
+        codes = (words >> np.uint64(3)) % np.uint64(6) if self.color_shuffle else np.zeros_like(words)
+        return negpos, codes.astype(np.int64)
+
+    def _run(self, x: Any, key: Key, first_index: int, inverse: bool) -> Any:
+        h, w, batched = image_hw(x)
+        self.check_key(key, h, w)
+        x = x if batched else x[None]
+        y = x.clone() if is_torch(x) else x.copy()
+        for start in range(0, x.shape[0], _CHUNK):  # chunks of images bound the key memory; each chunk vectorised
+            chunk = x[start:start + _CHUNK]
+            negpos, codes = self.image_keys(key, first_index + start, chunk.shape[0])
+            if is_torch(chunk):
+                import torch
+
+                negpos = torch.from_numpy(negpos).permute(0, 3, 1, 2).to(chunk.device)
+                codes = torch.from_numpy(codes).to(chunk.device)
+            y[start:start + _CHUNK] = apply_pixel_keys(chunk, negpos, codes, inverse)
+        return y if batched else y[0]
+
+    def encrypt(self, x: Any, key: Key, first_index: int = 0) -> Any:
+        """Encrypt image ``j`` of ``x`` with the key of image ``first_index + j`` of ``key``'s stream."""
+        return self._run(x, key, first_index, inverse=False)
+
+    def decrypt(self, x: Any, key: Key, first_index: int = 0) -> Any:
+        """Undo :meth:`encrypt` with the same ``first_index``."""
+        return self._run(x, key, first_index, inverse=True)
+
+    def encrypt_fresh(self, x: Any, generator: Any) -> Any:
+        """Encrypt a torch ``(N, 3, H, W)`` batch with throw-away keys drawn from ``generator`` (one per image).
+
+        What training uses: every image gets a new key each time it is drawn, and no key is kept.
+        """
+        import torch
+
+        image_hw(x)
+        n, _, h, w = x.shape
+        gen_device = generator.device
+        negpos = torch.randint(0, 2, (n, 3, h, w), generator=generator, device=gen_device).bool().to(x.device)
+        codes = (torch.randint(0, 6, (n, h, w), generator=generator, device=gen_device) if self.color_shuffle else
+                 torch.zeros(n, h, w, dtype=torch.int64, device=gen_device)).to(x.device)
+        return apply_pixel_keys(x, negpos, codes, inverse=False)
+
+
+@register_scheme("pe-fixed")
+class PEFixed(GatherScheme):
+    """Pixel-based encryption with ONE key for every image: per-pixel NP bits and colour permutation (a variant).
 
     Args:
         block_size: stored in the key for uniformity, otherwise unused (any image size is accepted).
@@ -60,13 +199,14 @@ class PE(GatherScheme):
     Examples:
         >>> import numpy as np
         >>> from etcbench import ciphers
-        >>> import etcbench.ciphers.pe
-        >>> scheme = ciphers.create("pe", block_size=16)
+        >>> scheme = ciphers.create("pe-fixed", block_size=16)
         >>> key = scheme.generate_key(seed=1234, image_size=(30, 20))
         >>> x = np.random.default_rng(0).integers(0, 256, (2, 30, 20, 3), dtype=np.uint8)
         >>> bool((scheme.decrypt(scheme.encrypt(x, key), key) == x).all())
         True
     """
+
+    blockwise = False
 
     def __init__(self, block_size: int, color_shuffle: bool = True) -> None:
         super().__init__(block_size)
@@ -81,9 +221,7 @@ class PE(GatherScheme):
 
     def generate_key(self, seed: int, image_size: tuple[int, int]) -> Key:
         """Draw one key for ``image_size`` images; unlike block schemes, any positive size is accepted."""
-        h, w = (int(s) for s in image_size)
-        if h < 1 or w < 1:
-            raise ValueError(f"image size must be positive, got {h}x{w}")
+        h, w = _check_size(image_size)
         ss = np.random.SeedSequence(int(seed))
         return Key(self.name, self.block_size, (h, w), dict(self.options), self._draw(ss, h, w))
 

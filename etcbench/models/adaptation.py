@@ -7,9 +7,16 @@
   spectral-normalised ``3*M*M -> 16*M*M`` map, BatchNorm and LeakyReLU(0.2); the ``n`` feature vectors are then
   mixed by a learnable ``n x n`` pseudo-permutation matrix ``U`` (which can learn to undo block scrambling) and
   ``PixelShuffle(M)`` gives a ``16 x H x W`` map. Its training loss adds ``w_u * L_U + w_s * L_s``
-  (:meth:`MadonoAdaptation.penalty_u`, :meth:`MadonoAdaptation.smoothness`; weights 0.001 and 0.1).
-* :class:`AdaptedClassifier`: adaptation network + ``timm`` ResNet-18 whose stem takes 16 channels (Madono's
-  PyramidNet-110 classifier is replaced by ResNet-18, the suite's CNN baseline); :func:`build_adapted` builds it.
+  (:meth:`MadonoAdaptation.penalty_u`, :func:`madono_smoothness`; weights 0.001 and 0.1) at the scale of the
+  original code (MADONOKOUKI/Block-wise-Scrambled-Image-Recognition, ``proposed_cifar10_ELE.py`` and
+  ``util_norm.py``): ``L_U`` is the L1-minus-L2 penalty over U's rows and columns divided by ``n**2``, and ``L_s``
+  the squared differences of vertical and horizontal neighbours over the first 3 channels of the adapted map,
+  summed, divided by ``(H-1) * W * channels`` (31 * 32 * 16 in the original) and by the batch size. ``U`` starts
+  as the original's ``kaiming_uniform_(a=sqrt(5))`` draw, uniform in ``±1/sqrt(n)`` (``u_init="identity"``: the
+  identity plus Gaussian noise of ``u_noise``).
+* :class:`AdaptedClassifier`: adaptation network + ResNet-18 (:mod:`.cnn`, with the CIFAR stem up to 64 px) whose
+  stem takes the 16-channel map at full resolution (Madono's PyramidNet-110 classifier is replaced by ResNet-18,
+  the suite's CNN baseline); :func:`build_adapted` builds it.
 
 Per-position weights are one ``(n, 3*M*M, 16*M*M)`` tensor applied with a batched matmul (``torch.bmm``, much
 faster than the equivalent ``einsum`` on CPU) to the image's blocks, so a forward pass has no Python loop over
@@ -29,24 +36,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ciphers.blocks import check_block_grid
-from .factory import _create_timm
+from .cnn import build_resnet18
 
 __all__ = ["ADAPTATIONS", "AdaptedClassifier", "BatchedSpectralNorm", "MadonoAdaptation", "TanakaAdaptation",
-           "build_adapted", "total_variation"]
+           "build_adapted", "madono_smoothness"]
 
 ADAPTATIONS = ("tanaka", "madono")
 _EPS = 1e-12
 
 
-def total_variation(x: torch.Tensor) -> torch.Tensor:
-    """Anisotropic total variation: the mean absolute difference of horizontal neighbours plus that of vertical ones.
+def madono_smoothness(x: torch.Tensor) -> torch.Tensor:
+    """Madono's smoothness term ``L_s`` of an adapted ``(N, C, H, W)`` map (``total_variation_norm``, beta = 2).
 
-    Shape:
-        x: ``(N, C, H, W)``; returns a scalar, zero exactly for a map that is constant along both spatial axes.
+    Over the first 3 channels and the ``(H-1) x (W-1)`` top-left region: the sum of ``(x[i,j] - x[i+1,j])**2 +
+    (x[i,j] - x[i,j+1])**2``, divided by ``(H-1) * W * C`` (the original's constant 31 * 32 * 16 for its 16 x 32 x 32
+    map) and by the batch size ``N``. Zero exactly for a map that is constant along both spatial axes there.
     """
-    horizontal = (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
-    vertical = (x[..., 1:, :] - x[..., :-1, :]).abs().mean()
-    return horizontal + vertical
+    n, c, h, w = x.shape
+    v = x[:, :3].float()
+    corner = v[..., :-1, :-1]
+    total = ((corner - v[..., 1:, :-1]) ** 2 + (corner - v[..., :-1, 1:]) ** 2).sum()
+    return total / ((h - 1) * w * c) / n
 
 
 class BatchedSpectralNorm(nn.Module):
@@ -140,7 +150,9 @@ class MadonoAdaptation(nn.Module):
         block_size: block size M.
         channels: channels of the adapted map (16).
         negative_slope: LeakyReLU slope (0.2).
-        u_noise: standard deviation of the Gaussian noise added to the identity initialisation of ``U``.
+        u_init: ``"kaiming"`` (the original's ``kaiming_uniform_(a=sqrt(5))``: uniform in ``±1/sqrt(n)``) or
+            ``"identity"`` (the identity plus Gaussian noise of standard deviation ``u_noise``).
+        u_noise: see ``u_init``.
         power_iterations: spectral-norm power iterations per training step.
 
     Shape:
@@ -148,7 +160,8 @@ class MadonoAdaptation(nn.Module):
     """
 
     def __init__(self, image_size: int, block_size: int, channels: int = 16, negative_slope: float = 0.2,
-                 u_noise: float = 0.01, power_iterations: int = 1) -> None:
+                 u_init: Literal["kaiming", "identity"] = "kaiming", u_noise: float = 0.01,
+                 power_iterations: int = 1) -> None:
         super().__init__()
         check_block_grid(image_size, image_size, block_size)
         m = block_size
@@ -161,7 +174,13 @@ class MadonoAdaptation(nn.Module):
         self.spectral = BatchedSpectralNorm(self.weight.detach(), power_iterations)
         self.norm = nn.BatchNorm1d(self.num_blocks * self.features)  # one BatchNorm per position
         self.act = nn.LeakyReLU(negative_slope)
-        self.u = nn.Parameter(torch.eye(self.num_blocks) + u_noise * torch.randn(self.num_blocks, self.num_blocks))
+        n = self.num_blocks
+        if u_init == "kaiming":
+            self.u = nn.Parameter(torch.empty(n, n).uniform_(-1 / math.sqrt(n), 1 / math.sqrt(n)))
+        elif u_init == "identity":
+            self.u = nn.Parameter(torch.eye(n) + u_noise * torch.randn(n, n))
+        else:
+            raise ValueError(f"unknown u_init {u_init!r}; use kaiming or identity")
         self.shuffle = nn.PixelShuffle(m)
 
     def block_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -179,19 +198,19 @@ class MadonoAdaptation(nn.Module):
         return self.shuffle(z.reshape(b, g, g, self.features).permute(0, 3, 1, 2))
 
     def penalty_u(self) -> torch.Tensor:
-        """L1-minus-L2 penalty ``sum_i (|u_i|_1 - |u_i|_2)`` over rows plus the same over columns of ``U``.
+        """``L_U``: ``sum_i (|u_i|_1 - |u_i|_2)`` over the rows plus the same over the columns of ``U``, over ``n**2``.
 
         Non-negative, and zero exactly when every row and column has at most one non-zero entry (a signed,
         scaled permutation matrix, or zero rows), so it pushes ``U`` towards a permutation.
         """
         rows = self.u.abs().sum(1) - torch.linalg.vector_norm(self.u, dim=1)
         cols = self.u.abs().sum(0) - torch.linalg.vector_norm(self.u, dim=0)
-        return rows.sum() + cols.sum()
+        return (rows.sum() + cols.sum()) / self.num_blocks ** 2
 
     @staticmethod
     def smoothness(x: torch.Tensor) -> torch.Tensor:
-        """Total-variation smoothness ``L_s`` of an adapted ``(N, C, H, W)`` map (:func:`total_variation`)."""
-        return total_variation(x)
+        """``L_s`` of an adapted ``(N, C, H, W)`` map (:func:`madono_smoothness`)."""
+        return madono_smoothness(x)
 
 
 class AdaptedClassifier(nn.Module):
@@ -234,9 +253,9 @@ class AdaptedClassifier(nn.Module):
 
 _ADAPTATION_OPTIONS = {
     "tanaka": {"channels", "negative_slope"},
-    "madono": {"channels", "negative_slope", "u_noise", "power_iterations"},
+    "madono": {"channels", "negative_slope", "u_init", "u_noise", "power_iterations"},
 }
-_COMMON_OPTIONS = {"w_u", "w_s", "arch", "classifier_options"}
+_COMMON_OPTIONS = {"w_u", "w_s", "arch", "stem", "classifier_options"}
 
 
 def build_adapted(kind: Literal["tanaka", "madono"], num_classes: int, image_size: int, block_size: int,
@@ -248,10 +267,11 @@ def build_adapted(kind: Literal["tanaka", "madono"], num_classes: int, image_siz
         num_classes: classifier outputs.
         image_size: square input size in pixels; must be a multiple of ``block_size``.
         block_size: the cipher's block size M.
-        **options: ``w_u`` (0.001), ``w_s`` (0.1), ``arch`` (timm name, ``"resnet18"``), ``classifier_options``
-            (extra timm keyword arguments), ``channels`` (16), ``negative_slope`` (0.1 Tanaka, 0.2 Madono) and,
-            for Madono, ``u_noise`` (0.01) and ``power_iterations`` (1). ``w_u``/``w_s`` are stored but unused
-            by Tanaka's network, which has no regularisation.
+        **options: ``w_u`` (0.001), ``w_s`` (0.1), ``arch`` (the classifier, ``"resnet18"``), ``stem`` (its stem,
+            :func:`etcbench.models.cnn.resnet_stem`; ``auto``), ``classifier_options`` (extra timm keyword
+            arguments), ``channels`` (16), ``negative_slope`` (0.1 Tanaka, 0.2 Madono) and, for Madono, ``u_init``
+            (``"kaiming"``), ``u_noise`` (0.01) and ``power_iterations`` (1). ``w_u``/``w_s`` are stored but
+            unused by Tanaka's network, which has no regularisation.
 
     Raises:
         ValueError: unknown ``kind`` or option, or ``image_size`` not a multiple of ``block_size``.
@@ -271,6 +291,6 @@ def build_adapted(kind: Literal["tanaka", "madono"], num_classes: int, image_siz
         adaptation: nn.Module = TanakaAdaptation(block_size, **adapt_kwargs)
     else:
         adaptation = MadonoAdaptation(image_size, block_size, **adapt_kwargs)
-    classifier = _create_timm(options.get("arch", "resnet18"), False, num_classes=num_classes,
-                              in_chans=adaptation.channels, **dict(options.get("classifier_options") or {}))
+    classifier = build_resnet18(num_classes, adaptation.channels, image_size, stem=options.get("stem", "auto"),
+                                arch=options.get("arch", "resnet18"), **dict(options.get("classifier_options") or {}))
     return AdaptedClassifier(adaptation, classifier, w_u=options.get("w_u", 1e-3), w_s=options.get("w_s", 0.1))

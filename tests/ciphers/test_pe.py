@@ -1,4 +1,5 @@
-"""PE (pixel-based encryption): round trip, per-pixel NP and colour permutation, parity, errors."""
+"""PE (pixel-based encryption): as published with a fresh key per image (``pe``) and with one fixed key
+(``pe-fixed``): round trip, per-pixel NP and colour permutation, per-image keys, parity, errors."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ from etcbench import ciphers
 from etcbench.ciphers.etc import CHANNEL_PERMS
 from cipher_helpers import images, nchw
 
-NAME = "pe"
+NAME = "pe-fixed"  # the tests that read the key's per-pixel arrays
+BOTH = pytest.mark.parametrize("name", ["pe", "pe-fixed"])
 sizes = st.tuples(st.integers(1, 12), st.integers(1, 12))
 
 
+@BOTH
 @settings(max_examples=40, deadline=None)
 @given(size=sizes, seed=st.integers(0, 2**32 - 1), n=st.integers(1, 3), color_shuffle=st.booleans(),
        block_size=st.sampled_from([1, 4, 16]))
-def test_round_trip_any_size(size, seed, n, color_shuffle, block_size):
+def test_round_trip_any_size(name, size, seed, n, color_shuffle, block_size):
     h, w = size
-    scheme = ciphers.create(NAME, block_size=block_size, color_shuffle=color_shuffle)
+    scheme = ciphers.create(name, block_size=block_size, color_shuffle=color_shuffle)
     key = scheme.generate_key(seed=seed, image_size=(h, w))  # block size does not constrain the image size
     x = images(n, h, w, seed % 1000)
     y = scheme.encrypt(x, key)
@@ -78,23 +81,25 @@ def test_key_determinism_and_per_image_keys():
     assert k1.fingerprint == k2.fingerprint != k3.fingerprint
     x = images(1, 16, 16, 3)
     assert np.array_equal(scheme.encrypt(x, k1), scheme.encrypt(x, k2))
-    # the paper's per-image-key variant: one key (seed) per image, each decrypts only its own image
     y3 = scheme.encrypt(x, k3)
     assert not np.array_equal(scheme.encrypt(x, k1), y3)
     assert np.array_equal(scheme.decrypt(y3, k3), x) and not np.array_equal(scheme.decrypt(y3, k1), x)
 
 
-def test_never_jpeg_aligned():
+@BOTH
+def test_never_jpeg_aligned(name):
     for subsampling in ("444", "420", "gray"):
-        assert not ciphers.create(NAME, block_size=16).jpeg_aligned(subsampling)
-        assert not ciphers.create(NAME, block_size=16, color_shuffle=False).jpeg_aligned(subsampling)
+        assert not ciphers.create(name, block_size=16).jpeg_aligned(subsampling)
+        assert not ciphers.create(name, block_size=16, color_shuffle=False).jpeg_aligned(subsampling)
+    assert not ciphers.create(name, block_size=16).blockwise
 
 
+@BOTH
 @settings(max_examples=20, deadline=None)
 @given(size=sizes, seed=st.integers(0, 2**32 - 1), color_shuffle=st.booleans())
-def test_numpy_and_torch_give_identical_results(size, seed, color_shuffle):
+def test_numpy_and_torch_give_identical_results(name, size, seed, color_shuffle):
     h, w = size
-    scheme = ciphers.create(NAME, block_size=8, color_shuffle=color_shuffle)
+    scheme = ciphers.create(name, block_size=8, color_shuffle=color_shuffle)
     key = scheme.generate_key(seed=seed, image_size=(h, w))
     x = images(2, h, w, 6)
     y = scheme.encrypt(x, key)
@@ -109,17 +114,74 @@ def test_numpy_and_torch_give_identical_results(size, seed, color_shuffle):
     yfn = scheme.encrypt(x.astype(np.float64) / 255, key)
     assert np.allclose(yfn * 255, y, atol=1e-6)
     assert np.array_equal(scheme.encrypt(x[0], key), y[0])
-    assert torch.equal(scheme.encrypt(xt[1], key), yt[1])
+    index = {"first_index": 1} if scheme.per_image_keys else {}  # image 1 of the set keeps its key
+    assert torch.equal(scheme.encrypt(xt[1], key, **index), yt[1])
 
 
-def test_bad_inputs_give_clear_errors():
-    scheme = ciphers.create(NAME, block_size=16)
+@BOTH
+def test_bad_inputs_give_clear_errors(name):
+    scheme = ciphers.create(name, block_size=16)
     with pytest.raises(ValueError, match="image size must be positive"):
         scheme.generate_key(seed=1, image_size=(0, 32))
     key = scheme.generate_key(seed=1, image_size=(30, 20))
     with pytest.raises(ValueError, match="was made for"):
-        ciphers.create(NAME, block_size=16, color_shuffle=False).encrypt(images(1, 30, 20), key)
+        ciphers.create(name, block_size=16, color_shuffle=False).encrypt(images(1, 30, 20), key)
     with pytest.raises(ValueError, match="was made for"):
-        ciphers.create(NAME, block_size=8).encrypt(images(1, 30, 20), key)
+        ciphers.create(name, block_size=8).encrypt(images(1, 30, 20), key)
     with pytest.raises(ValueError, match="has no option"):
-        ciphers.create(NAME, block_size=16, negative_positive=False)
+        ciphers.create(name, block_size=16, negative_positive=False)
+
+
+def _fold(x: np.ndarray) -> np.ndarray:
+    """What survives PE: each pixel's values folded (v and 255 - v alike), in sorted order."""
+    return np.sort(np.minimum(x, 255 - x), axis=-1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(size=sizes, seed=st.integers(0, 2**32 - 1), n=st.integers(2, 6), start=st.integers(0, 10**6))
+def test_per_image_keys_depend_on_the_image_index_only(size, seed, n, start):
+    h, w = size
+    scheme = ciphers.create("pe", block_size=4)
+    key = scheme.generate_key(seed=seed, image_size=(h, w))
+    x = images(n, h, w, seed % 97)
+    y = scheme.encrypt(x, key, first_index=start)
+    for i in range(n):  # encrypting image i alone at its index gives the same ciphertext
+        assert np.array_equal(scheme.encrypt(x[i:i + 1], key, first_index=start + i), y[i:i + 1])
+    assert np.array_equal(scheme.decrypt(y, key, first_index=start), x)
+    assert np.array_equal(_fold(y), _fold(x))  # per pixel: NP and a channel permutation, nothing else
+
+
+def test_one_image_gets_a_new_key_at_every_position():
+    scheme = ciphers.create("pe", block_size=4)
+    key = scheme.generate_key(seed=1, image_size=(16, 16))
+    x = np.repeat(images(1, 16, 16, 3), 4, axis=0)  # the same image four times
+    y = scheme.encrypt(x, key)
+    assert all(not np.array_equal(y[i], y[j]) for i in range(4) for j in range(i + 1, 4))
+    assert set(key.arrays) == {"secret"} and key.arrays["secret"].shape == (8,)
+    negpos, codes = scheme.image_keys(key, 0, 4)
+    assert negpos.shape == (4, 16, 16, 3) and 0.4 < negpos.mean() < 0.6
+    assert set(np.unique(codes).tolist()) == set(range(6))
+    assert not ciphers.create("pe", block_size=4, color_shuffle=False).image_keys(key, 0, 1)[1].any()
+
+
+def test_chunked_sets_match_image_by_image():
+    scheme = ciphers.create("pe", block_size=4)
+    key = scheme.generate_key(seed=2, image_size=(4, 4))
+    x = images(600, 4, 4, 1)  # more than one chunk of per-image keys
+    y = scheme.encrypt(x, key)
+    for i in (0, 255, 256, 511, 599):
+        assert np.array_equal(scheme.encrypt(x[i:i + 1], key, first_index=i), y[i:i + 1])
+    assert torch.equal(scheme.encrypt(nchw(x), key).permute(0, 2, 3, 1), torch.from_numpy(y))
+
+
+def test_fresh_training_keys_are_drawn_per_call_and_per_image():
+    scheme = ciphers.create("pe", block_size=4)
+    x = nchw(np.repeat(images(1, 8, 8, 5), 3, axis=0))
+    gen = torch.Generator().manual_seed(0)
+    a, b = scheme.encrypt_fresh(x, gen), scheme.encrypt_fresh(x, gen)
+    assert not torch.equal(a, b) and not torch.equal(a[0], a[1])
+    assert torch.equal(scheme.encrypt_fresh(x, torch.Generator().manual_seed(0)), a)  # seeded
+    as_numpy = a.permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(_fold(as_numpy), _fold(x.permute(0, 2, 3, 1).numpy()))
+    with pytest.raises(ValueError, match="first_index"):
+        scheme.encrypt(images(1, 8, 8), scheme.generate_key(seed=0, image_size=(8, 8)), first_index=-1)

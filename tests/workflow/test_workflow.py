@@ -123,6 +123,48 @@ def test_every_config_key_has_a_description_and_the_default_validates():
         jsonschema.validate(yaml.safe_load((REPO / "config" / name).read_text()), schema)
 
 
+def test_every_training_job_runs_the_resolved_model_and_its_whole_recipe():
+    """What `snakemake -n -p --configfile config/paper.yaml` shows is what the resolved config says, cell by cell."""
+    import json
+    import shlex
+
+    from etcbench.config import model_entry, recipe_json, resolve, train_cells
+
+    config = resolve([REPO / "config/paper.yaml"])
+    res = snakemake("-n", "-p", "--configfile", str(REPO / "config/paper.yaml"), "--directory", str(REPO))
+    assert res.returncode == 0, res.stderr[-2000:]
+    seen = set()
+    for line in res.stdout.splitlines():
+        if "etcbench train " not in line:
+            continue
+        args = shlex.split(line[line.index("python -m etcbench train"):].split(" 2>")[0])
+        opt = dict(zip(args[::1], args[1::1]))
+        setting, scheme = re.search(r"results/keys/(s\d+-m\d+)/([a-z0-9-]+)\.key\.npz", opt["--key"]).groups()
+        model = opt["--model"]
+        assert json.loads(opt["--model-options"]) == model_entry(config, model), (model, scheme)
+        assert json.loads(opt["--recipe"]) == json.loads(recipe_json(config, model, scheme)), (model, scheme)
+        assert opt["--pretrained"] == str(config["pretrained"].get(model, False)).lower()
+        seen.add((setting, scheme, model))
+    assert seen == set(train_cells(config))
+    assert ("s224-m16", "etc", "vit") in seen and model_entry(config, "vit") == {
+        "arch": "vit_base_patch16_224.orig_in21k"}
+
+
+@pytest.mark.parametrize(("layer", "message"), [
+    ("model_options: {vit: {depth: 12}}", "model_options.vit names no architecture (arch)"),
+    ("model_options: {vit: {arch: vit_tiny_patch16_224}}", "leaves out depth: 6 of"),
+    ("train: {vit: {epochs: 2, stpes: 3}}", "config train.vit: Additional properties are not allowed ('stpes'"),
+])
+def test_config_layers_that_would_change_a_model_silently_stop_the_run(tmp_path, layer, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(layer + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    res = snakemake("-n", "--configfile", str(bad), "--directory", str(work))
+    assert res.returncode != 0 and message in res.stdout + res.stderr
+    assert not (work / "results").exists()
+
+
 def test_unknown_config_key_is_an_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("dataset:\n  trian_size: 10\n")

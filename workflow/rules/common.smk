@@ -17,32 +17,7 @@ QUALITIES = config["jpeg"]["qualities"]
 # schemes that encrypt into one grayscale plane with the chroma subsampling built in (their JPEG is grayscale):
 # each is compressed at its own subsampling only (etcbench.ciphers: Scheme.plane_subsampling)
 PLANE_SUBSAMPLING = {"etc-gray": "420", "etc-gray-444": "444"}
-
-
-def setting_id(entry):
-    return f"s{entry['image_size']}-m{entry['block_size']}"
-
-
-def check_grid(grid):
-    """The grid's settings by id, after the checks the schema cannot express (one clear line each)."""
-    settings = {}
-    for i, entry in enumerate(grid, 1):
-        size, block, sid = entry["image_size"], entry["block_size"], setting_id(entry)
-        if sid in settings:
-            raise ValueError(f"config grid: settings {list(settings).index(sid) + 1} and {i} are both {sid}")
-        bad = [s for s in entry["schemes"] if s != "pe" and size % (2 * block if s in PLANE_SUBSAMPLING else block)]
-        if bad:
-            raise ValueError(f"config grid setting {i}: image_size {size} is not a multiple of block_size {block} "
-                             f"(of 2 x {block} for etc-gray) as {', '.join(bad)} need")
-        settings[sid] = entry
-    seeds = range(config["attack"]["attacker_seed"], config["attack"]["attacker_seed"] + config["attack"]["attacker_keys"])
-    if any(entry["attacks"] for entry in grid) and {config["key_seed"], config["key_seed"] + 1} & set(seeds):
-        raise ValueError(f"config attack: the attacker's key seeds {seeds.start}..{seeds.stop - 1} include the "
-                         f"defender's key_seed {config['key_seed']} or key_seed + 1")
-    return settings
-
-
-SETTINGS = check_grid(config["grid"])
+SETTINGS = etcbench_config.check_grid(config)
 MAIN_SETTING = next(iter(SETTINGS))
 
 
@@ -63,7 +38,7 @@ def scheme_options(wildcards):
 
 
 def model_options(wildcards):
-    return as_json(config["model_options"].get(wildcards.model, {}))
+    return as_json(etcbench_config.model_entry(config, wildcards.model))
 
 
 def pretrained(wildcards):
@@ -71,7 +46,8 @@ def pretrained(wildcards):
 
 
 def train_recipe(wildcards):
-    return as_json(config["train"])
+    """The model's whole recipe on this scheme (every setting spelled out: what runs is what the command shows)."""
+    return etcbench_config.recipe_json(config, wildcards.model, wildcards.scheme)
 
 
 def resolved_config(wildcards):
