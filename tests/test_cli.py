@@ -13,7 +13,7 @@ from etcbench import ciphers
 from etcbench.cli import build_parser
 from etcbench.io import load_npz, save_npz
 
-STAGES = ["prepare", "keygen", "encrypt", "compress", "train", "evaluate", "report"]
+STAGES = ["prepare", "keygen", "encrypt", "compress", "train", "evaluate", "rehearse", "report"]
 
 
 def etcbench(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -141,3 +141,52 @@ def test_report_with_a_bad_record_leaves_no_files(tmp_path):
     res = etcbench("report", "--accuracy", str(tmp_path / "a.json"), "--out-dir", str(out))
     assert_one_error_line(res, "report", "top1")
     assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
+@pytest.fixture
+def train_inputs(tmp_path):
+    """A tiny split, an EtC key and its encrypted test set for `etcbench train`."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(16) % 2
+    save_npz(tmp_path / "data.npz", train_x=x, train_y=y, val_x=x[:4], val_y=y[:4], test_x=x[:4], test_y=y[:4])
+    scheme = ciphers.create("etc", block_size=8)
+    key = scheme.generate_key(seed=1, image_size=(32, 32))
+    ciphers.save_key(key, tmp_path / "key.npz")
+    save_npz(tmp_path / "test.npz", x=scheme.encrypt(x[:4], key), y=y[:4], key_fingerprint=np.array(key.fingerprint))
+
+    def train(*extra: str) -> subprocess.CompletedProcess:
+        return etcbench("train", "--data", str(tmp_path / "data.npz"), "--key", str(tmp_path / "key.npz"),
+                        "--test", str(tmp_path / "test.npz"), "--image-size", "32", "--state-dir",
+                        str(tmp_path / "state"), "--out-model", str(tmp_path / "out/model.pt"),
+                        "--out-metrics", str(tmp_path / "out/metrics.json"), "--no-progress", *extra)
+    return tmp_path, train
+
+
+def test_train_refuses_an_unknown_recipe_key(train_inputs):
+    tmp_path, train = train_inputs
+    res = train("--model", "vit", "--model-options", '{"arch": "vit_tiny_patch16_224", "depth": 1}',
+                "--recipe", '{"epochz": 1}')
+    assert_one_error_line(res, "train", "unknown training setting(s) epochz")
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_refuses_a_checkpoint_of_another_architecture_or_a_truncated_one(train_inputs):
+    import torch
+
+    from etcbench.models import build_model
+
+    tmp_path, train = train_inputs
+    other = tmp_path / "resnet.pth"
+    torch.save(build_model("resnet18", 10, 32, 8, {}).state_dict(), other)
+    vit = ("--model", "vit", "--model-options", '{"arch": "vit_tiny_patch16_224", "depth": 1}',
+           "--recipe", '{"steps": 1, "batch_size": 8}')
+    res = train(*vit, "--pretrained", str(other))
+    assert_one_error_line(res, "train", f"pretrained checkpoint file:{other} does not fit vit", "unexpected",
+                          "missing")
+    assert not (tmp_path / "out").exists()
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(other.read_bytes()[:5000])
+    res = train(*vit, "--pretrained", str(cut))
+    assert_one_error_line(res, "train", f"could not read checkpoint {cut}", "truncated")
+    assert not (tmp_path / "out").exists()
