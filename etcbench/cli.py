@@ -385,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--configfile", nargs="*", default=[], help="config layers over config/config.yaml, in order")
     s.add_argument("--workdir", required=True, help="scratch folder for the rehearsal's files")
     s.add_argument("--archive", help="local cifar-10-python.tar.gz (default: $ETCBENCH_CIFAR10_ARCHIVE, else download)")
-    s.add_argument("--images", type=int, default=8, help="training images (a quarter as many, at least 2, for validation and test)")
+    s.add_argument("--images", type=int, default=8,
+                   help="training images (a quarter as many, at least 2, for validation and test)")
     s.add_argument("--steps", type=int, default=2, help="optimiser steps per model")
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=None)

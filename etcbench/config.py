@@ -168,7 +168,8 @@ def check_grid(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         settings[sid] = dict(entry)
     attack = config["attack"]
     seeds = range(attack["attacker_seed"], attack["attacker_seed"] + attack["attacker_keys"])
-    if any(entry.get("attacks") for entry in config["grid"]) and {config["key_seed"], config["key_seed"] + 1} & set(seeds):
+    defender = {config["key_seed"], config["key_seed"] + 1}
+    if any(entry.get("attacks") for entry in config["grid"]) and defender & set(seeds):
         raise ConfigError(f"config attack: the attacker's key seeds {seeds.start}..{seeds.stop - 1} include the "
                           f"defender's key_seed {config['key_seed']} or key_seed + 1")
     return settings

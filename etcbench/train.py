@@ -74,8 +74,8 @@ class LrSchedule:
             # timm decays at update t once t + 1 reaches a decay_t: shifted by one, step s has the rate lr_decay to
             # the number of milestones <= s, as torch's MultiStepLR stepped after every epoch
             self.sched = MultiStepLRScheduler(optimizer, decay_t=[m + 1 for m in milestones],
-                                              decay_rate=recipe.lr_decay, warmup_t=warmup, warmup_lr_init=0.0, warmup_prefix=False,
-                                              t_in_epochs=False)
+                                              decay_rate=recipe.lr_decay, warmup_t=warmup, warmup_lr_init=0.0,
+                                              warmup_prefix=False, t_in_epochs=False)
         else:
             self.sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=max(2, total),
                                                              pct_start=recipe.onecycle_pct)

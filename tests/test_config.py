@@ -1,4 +1,4 @@
-"""Config layers: model options and recipes replaced whole per entry; the paper config resolves to the paper's models."""
+"""Config layers: model options and recipes replaced whole per entry; paper.yaml resolves to the paper's models."""
 
 from __future__ import annotations
 

@@ -93,8 +93,25 @@ def apply_pixel_keys(x: Any, negpos: Any, codes: Any, inverse: bool) -> Any:
     return flip(np.take_along_axis(x, perms, axis=-1)) if inverse else np.take_along_axis(flip(x), perms, axis=-1)
 
 
+class _Pixelwise:
+    """What both PE variants share: the colour-shuffle option, no blocks, never JPEG-aligned."""
+
+    blockwise = False
+
+    def __init__(self, block_size: int, color_shuffle: bool = True) -> None:
+        super().__init__(block_size)  # type: ignore[call-arg]
+        self.color_shuffle = bool(color_shuffle)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"color_shuffle": self.color_shuffle}
+
+    def jpeg_aligned(self, subsampling: Subsampling) -> bool:
+        return False
+
+
 @register_scheme("pe")
-class PE(Scheme):
+class PE(_Pixelwise, Scheme):
     """Pixel-based encryption with a fresh key per image (the published scheme, "without key management").
 
     Args:
@@ -115,18 +132,6 @@ class PE(Scheme):
     """
 
     per_image_keys = True
-    blockwise = False
-
-    def __init__(self, block_size: int, color_shuffle: bool = True) -> None:
-        super().__init__(block_size)
-        self.color_shuffle = bool(color_shuffle)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return {"color_shuffle": self.color_shuffle}
-
-    def jpeg_aligned(self, subsampling: Subsampling) -> bool:
-        return False
 
     def generate_key(self, seed: int, image_size: tuple[int, int]) -> Key:
         """Draw the secret of a stream of per-image keys for ``image_size`` images (any positive size)."""
@@ -187,7 +192,7 @@ class PE(Scheme):
 
 
 @register_scheme("pe-fixed")
-class PEFixed(GatherScheme):
+class PEFixed(_Pixelwise, GatherScheme):
     """Pixel-based encryption with ONE key for every image: per-pixel NP bits and colour permutation (a variant).
 
     Args:
@@ -205,19 +210,6 @@ class PEFixed(GatherScheme):
         >>> bool((scheme.decrypt(scheme.encrypt(x, key), key) == x).all())
         True
     """
-
-    blockwise = False
-
-    def __init__(self, block_size: int, color_shuffle: bool = True) -> None:
-        super().__init__(block_size)
-        self.color_shuffle = bool(color_shuffle)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return {"color_shuffle": self.color_shuffle}
-
-    def jpeg_aligned(self, subsampling: Subsampling) -> bool:
-        return False
 
     def generate_key(self, seed: int, image_size: tuple[int, int]) -> Key:
         """Draw one key for ``image_size`` images; unlike block schemes, any positive size is accepted."""
