@@ -2,9 +2,10 @@
 ``workflow/profiles/slurm``; every job must go through sbatch and the report must match the local smoke run.
 
 Test-only overrides, applied to a copy of the real profile: the cluster's partition, ``squeue`` as the status
-command (there is no accounting database for ``sacct``), no GPU (the node has none), requests that fit a 2-core
-node, and the smoke profile's one thread per job (so that both runs compute the same numbers). Snakemake runs
-under ``timeout -k``; the daemons are stopped by their PIDs when the test ends, whether it passes or fails.
+command (there is no accounting database for ``sacct``), no GPU (the node has none), small requests on a node
+oversubscribed to ``SLOTS`` job slots, and the smoke profile's one thread per job (so that both runs compute the
+same numbers). Snakemake runs under ``timeout -k``; the daemons are stopped by their PIDs when the test ends,
+whether it passes or fails.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from test_workflow import REPO, job_counts, snakemake
 # columns that measure time, not results
 TIMING = {"seconds"}
 TABLES = ["accuracy", "summary", "compression", "key_mismatch", "attacks"]
+# job slots of the test cluster (oversubscribing the 2 cores): the plugin polls SLURM at growing intervals (1 s,
+# then 10 s more each time nothing finished), so each wave of short jobs costs about half a minute whatever its
+# size; with every ready job in one wave the run takes about as many waves as the DAG is deep
+SLOTS = 32
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,7 @@ def slurm_cluster(tmp_path_factory):
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"), cpus=8)
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"), cpus=SLOTS)
     try:
         cluster.start()
         yield cluster
@@ -43,10 +48,10 @@ def profile_for_this_cluster(tmp_path: Path, partition: str = "debug") -> Path:
     profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
     smoke = yaml.safe_load((REPO / "workflow/profiles/smoke/config.yaml").read_text())
     assert profile["executor"] == "slurm"
-    profile["jobs"] = 8
-    profile["default-resources"].update(slurm_partition=partition, runtime=10, mem_mb=1000)
+    profile["jobs"] = SLOTS
+    profile["default-resources"].update(slurm_partition=partition, runtime=10, mem_mb=500)
     for resources in profile["set-resources"].values():
-        resources.update(gpu=0, cpus_per_task=1, mem_mb=min(resources.get("mem_mb", 1000), 2000), runtime=10)
+        resources.update(gpu=0, cpus_per_task=1, mem_mb=500, runtime=10)
     profile["set-threads"] = smoke["set-threads"]
     profile.update({"slurm-status-command": "squeue", "slurm-init-seconds-before-status-checks": 1,
                     "slurm-keep-successful-logs": True})
