@@ -2,6 +2,10 @@
 
     >>> from etcbench import attacks
     >>> attack = attacks.create("fr", block_size=16)
+    >>> attack
+    FeatureReconstruction(block_size=16, color='mean')
+    >>> attacks.available()
+    ['fr', 'gan', 'itn', 'jigsaw', 'none']
 
 Registered: ``none`` (the encrypted image as it is), ``fr`` (feature reconstruction), ``itn`` (inverse
 transformation network), ``gan`` (the ITN trained with an adversarial loss) and ``jigsaw`` (a jigsaw-puzzle

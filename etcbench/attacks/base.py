@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..ciphers.blocks import check_block_size
-from ..registry import Registry
+from ..registry import Configurable, Registry
 
 __all__ = ["Attack", "Reconstruction", "available", "create", "register_attack"]
 
@@ -47,7 +47,7 @@ class Reconstruction:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-class Attack:
+class Attack(Configurable):
     """Base class: a named ciphertext-only attack with options fixed at construction.
 
     Subclasses set ``name`` (through :func:`register_attack`), ``needs_training`` and implement
@@ -59,11 +59,6 @@ class Attack:
 
     def __init__(self, block_size: int) -> None:
         self.block_size = check_block_size(block_size)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        """The attack's options (recorded with its results)."""
-        return {}
 
     def fit(self, plain: np.ndarray, encrypted: np.ndarray, *, seed: int = 0, device: Any = "cpu",
             progress: bool = False) -> dict[str, Any]:

@@ -31,7 +31,7 @@ Choices the literature leaves open, fixed here:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -71,10 +71,6 @@ class FeatureReconstruction(Attack):
         if color not in COLOR_MODES:
             raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
         self.color = color
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return {"color": self.color}
 
     def reconstruct(self, encrypted: np.ndarray) -> Reconstruction:
         """Fold, (average,) stretch; ``(N, H, W, C)`` uint8 in, same shape uint8 out."""

@@ -25,7 +25,7 @@ Choices the literature leaves open, fixed here:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -67,10 +67,6 @@ class GANAttack(InverseNetworkAttack):
         self.lr = float(lr)
         self.beta1 = float(beta1)
         self.adv_weight = float(adv_weight)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return {**super().options, "lr": self.lr, "beta1": self.beta1, "adv_weight": self.adv_weight}
 
     def _setup(self, channels: int) -> None:
         self.network = inverse_network(channels, self.block_size, self.arch).to(self.device)

@@ -19,7 +19,7 @@ Choices the literature leaves open, fixed here:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +56,8 @@ class InverseTransformationNetwork(InverseNetworkAttack):
         >>> x = np.random.default_rng(0).integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
         >>> attack = attacks.create("itn", block_size=4, epochs=1, batch_size=8)
         >>> stats = attack.fit(x, 255 - x, seed=0)
+        >>> stats["n_train"], stats["n_val"], stats["best_epoch"]
+        (18, 2, 1)
         >>> attack.reconstruct(255 - x).images.shape
         (20, 8, 8, 3)
     """
@@ -70,10 +72,6 @@ class InverseTransformationNetwork(InverseNetworkAttack):
         self.lr = float(lr)
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return {**super().options, "lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
 
     def _setup(self, channels: int) -> None:
         self.network = inverse_network(channels, self.block_size, self.arch).to(self.device)

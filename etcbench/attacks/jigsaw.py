@@ -193,15 +193,6 @@ class Jigsaw(Attack):
         self.color_permutation = bool(color_permutation)
         self.batch_size = None if batch_size is None else int(batch_size)
 
-    @property
-    def options(self) -> dict[str, Any]:
-        return {
-            "rotate_flip": self.rotate_flip,
-            "negative_positive": self.negative_positive,
-            "color_permutation": self.color_permutation,
-            "batch_size": self.batch_size,
-        }
-
     # ------------------------------------------------------------------------------------------------- API
 
     def reconstruct(self, encrypted: np.ndarray) -> Reconstruction:

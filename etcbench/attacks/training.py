@@ -125,12 +125,6 @@ class InverseNetworkAttack(Attack):
         self.device: torch.device = torch.device("cpu")
         self.channels: int | None = None
 
-    @property
-    def options(self) -> dict[str, Any]:
-        return {"arch": self.arch, "epochs": self.epochs, "batch_size": self.batch_size,
-                "val_fraction": self.val_fraction, "eval_batch_size": self.eval_batch_size,
-                "train_crop": self.train_crop}
-
     def _crop_step(self) -> int:
         """The grid a training crop's side and offsets lie on."""
         return int(np.lcm(self.block_size, self.side_multiple) if self.arch == "block" else self.side_multiple)

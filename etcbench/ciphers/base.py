@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from ..registry import Configurable
 from .blocks import check_block_grid, check_block_size
 from .keys import Key
 from .plan import GatherPlan, is_torch
@@ -54,7 +55,7 @@ def check_dtype(x: Any, what: str) -> None:
         raise ValueError(f"expected uint8 or floating-point {what} in [0, 1], got dtype {x.dtype}")
 
 
-class Scheme:
+class Scheme(Configurable):
     """Base class: a named block-wise image cipher with options fixed at construction."""
 
     name: ClassVar[str] = ""
@@ -70,11 +71,6 @@ class Scheme:
 
     def __init__(self, block_size: int) -> None:
         self.block_size = check_block_size(block_size)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        """The scheme's options as stored in its keys (override in subclasses)."""
-        return {}
 
     def generate_key(self, seed: int, image_size: tuple[int, int]) -> Key:
         h, w = (int(s) for s in image_size)

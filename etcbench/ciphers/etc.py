@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import permutations
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -165,17 +165,6 @@ class EtC(GatherScheme):
     @property
     def invertible(self) -> bool:  # type: ignore[override]
         return not (self.legacy_channel_bug and self.color_shuffle)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return {
-            "scramble": self.scramble,
-            "rotate_flip": self.rotate_flip,
-            "negative_positive": self.negative_positive,
-            "color_shuffle": self.color_shuffle,
-            "np_fraction": self.np_fraction,
-            "legacy_channel_bug": self.legacy_channel_bug,
-        }
 
     def _draw(self, seed_seq: np.random.SeedSequence, height: int, width: int) -> dict[str, np.ndarray]:
         n = num_blocks(height, width, self.block_size)

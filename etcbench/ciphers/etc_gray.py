@@ -121,15 +121,6 @@ class EtCGray(GatherScheme):
         self.rotate_flip = bool(rotate_flip)
         self.negative_positive = bool(negative_positive)
 
-    @property
-    def options(self) -> dict[str, Any]:
-        return {
-            "scramble": self.scramble,
-            "rotate_flip": self.rotate_flip,
-            "negative_positive": self.negative_positive,
-            "np_fraction": self.np_fraction,
-        }
-
     # shapes ----------------------------------------------------------------------------------------------------
     def check_image_size(self, height: int, width: int) -> None:
         """Raise ``ValueError`` unless every plane of a ``height x width`` image splits into whole M x M blocks."""

@@ -34,8 +34,6 @@ Choices the literature leaves open, fixed here:
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .keys import Key
@@ -71,10 +69,6 @@ class LE(NibbleScheme):
     def __init__(self, block_size: int, independent_flags: bool = False) -> None:
         super().__init__(block_size)
         self.independent_flags = bool(independent_flags)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return {"independent_flags": self.independent_flags}
 
     @property
     def key_length(self) -> int:

@@ -102,10 +102,6 @@ class _Pixelwise:
         super().__init__(block_size)  # type: ignore[call-arg]
         self.color_shuffle = bool(color_shuffle)
 
-    @property
-    def options(self) -> dict[str, Any]:
-        return {"color_shuffle": self.color_shuffle}
-
     def jpeg_aligned(self, subsampling: Subsampling) -> bool:
         return False
 

@@ -36,7 +36,7 @@ permutes the patch rows of the position embedding (absorbing the block scramblin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -92,10 +92,6 @@ class PixelShuffle(GatherScheme):
         self.scramble = bool(scramble)
         self.shuffle = bool(shuffle)
         self.negative_positive = bool(negative_positive)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return {"scramble": self.scramble, "shuffle": self.shuffle, "negative_positive": self.negative_positive}
 
     def jpeg_aligned(self, subsampling: Subsampling) -> bool:
         if self.shuffle or self.negative_positive:
