@@ -11,6 +11,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    """Keep ``--doctest-modules`` (pyproject's addopts) to the package: the files under tests/ hold no doctests,
+    and importing them once more as doctest modules would clash on basenames their folders share (``conftest``)."""
+    from _pytest.doctest import DoctestModule
+
+    collected = yield
+    return [c for c in collected if not isinstance(c, DoctestModule)]
+
+
 def shared_archive() -> Path | None:
     """The offline CIFAR-10 copy beside the checkout, or $ETCBENCH_CIFAR10_ARCHIVE."""
     for candidate in (os.environ.get("ETCBENCH_CIFAR10_ARCHIVE"), REPO.parent / "shared/datasets/cifar-10-python.tar.gz"):
