@@ -28,10 +28,11 @@ from typing import Any
 import yaml
 
 from .errors import EtcbenchError
+from .grid import check_grid
 from .recipes import recipe_for
 
-__all__ = ["ConfigError", "DEFAULTS", "SCHEMA", "REPLACED_PER_ENTRY", "check_grid", "load_layer", "merge_layers",
-           "model_entry", "recipe_json", "resolve", "setting_id", "train_cells", "validate"]
+__all__ = ["ConfigError", "DEFAULTS", "SCHEMA", "REPLACED_PER_ENTRY", "load_layer", "merge_layers", "model_entry",
+           "recipe_json", "resolve", "validate"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = ROOT / "config" / "config.yaml"
@@ -138,47 +139,11 @@ def validate(config: dict[str, Any], schema: str | Path = SCHEMA) -> dict[str, A
             recipe_for(config["train"], model, scheme or "-")
         except EtcbenchError as exc:
             raise ConfigError(f"config {exc}") from None
-    check_grid(config)
+    try:
+        check_grid(config)  # the grid's own rules (etcbench.grid)
+    except EtcbenchError as exc:
+        raise ConfigError(str(exc)) from None
     return config
-
-
-def setting_id(entry: Mapping[str, Any]) -> str:
-    """``s<image_size>-m<block_size>``: a grid setting's name in paths."""
-    return f"s{entry['image_size']}-m{entry['block_size']}"
-
-
-def check_grid(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The grid's settings by id, after the checks the schema cannot express (one clear line each)."""
-    from . import ciphers
-
-    settings: dict[str, dict[str, Any]] = {}
-    for i, entry in enumerate(config["grid"], 1):
-        size, block, sid = entry["image_size"], entry["block_size"], setting_id(entry)
-        if sid in settings:
-            raise ConfigError(f"config grid: settings {list(settings).index(sid) + 1} and {i} are both {sid}")
-        bad = []
-        for name in entry["schemes"]:
-            scheme = ciphers.create(name, block_size=block)
-            unit = 2 * block if scheme.plane_subsampling == "420" else block  # 4:2:0 planes halve the chroma
-            if scheme.blockwise and size % unit:
-                bad.append(name)
-        if bad:
-            raise ConfigError(f"config grid setting {i}: image_size {size} is not a multiple of block_size {block} "
-                              f"(of 2 x {block} for etc-gray) as {', '.join(bad)} need")
-        settings[sid] = dict(entry)
-    attack = config["attack"]
-    seeds = range(attack["attacker_seed"], attack["attacker_seed"] + attack["attacker_keys"])
-    defender = {config["key_seed"], config["key_seed"] + 1}
-    if any(entry.get("attacks") for entry in config["grid"]) and defender & set(seeds):
-        raise ConfigError(f"config attack: the attacker's key seeds {seeds.start}..{seeds.stop - 1} include the "
-                          f"defender's key_seed {config['key_seed']} or key_seed + 1")
-    return settings
-
-
-def train_cells(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """``(setting id, scheme, model)`` of every model the grid trains (once per seed)."""
-    return [(setting_id(entry), scheme, model) for entry in config["grid"]
-            for scheme, models in entry["schemes"].items() for model in models]
 
 
 def resolve(configfiles: Iterable[str | Path] = (), overrides: Mapping[str, Any] | None = None, *,

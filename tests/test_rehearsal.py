@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etcbench.config import resolve, train_cells
+from etcbench.config import resolve
+from etcbench.grid import train_cells
 from etcbench.recipes import recipe_for
 
 REPO = Path(__file__).resolve().parents[1]

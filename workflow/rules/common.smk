@@ -1,5 +1,8 @@
-# Grid expansion, paths and parameter helpers shared by all rules (no logic beyond building strings).
+# Parameter helpers shared by all rules: strings built from the resolved config; the grid's expansion and checks
+# are etcbench.grid's.
 import json
+
+import etcbench.grid as grid
 
 
 wildcard_constraints:
@@ -14,10 +17,7 @@ wildcard_constraints:
 DATASET = config["dataset"]["name"]
 DATA = f"results/data/{DATASET}.npz"
 QUALITIES = config["jpeg"]["qualities"]
-# schemes that encrypt into one grayscale plane with the chroma subsampling built in (their JPEG is grayscale):
-# each is compressed at its own subsampling only (etcbench.ciphers: Scheme.plane_subsampling)
-PLANE_SUBSAMPLING = {"etc-gray": "420", "etc-gray-444": "444"}
-SETTINGS = etcbench_config.check_grid(config)
+SETTINGS = grid.check_grid(config)
 MAIN_SETTING = next(iter(SETTINGS))
 
 
@@ -26,11 +26,12 @@ def as_json(obj):
 
 
 def image_size(wildcards):
-    return int(wildcards.setting.split("-")[0][1:])
+    """The setting's image size: given to keygen only (the key carries it to every later stage)."""
+    return SETTINGS[wildcards.setting]["image_size"]
 
 
 def block_size(wildcards):
-    return int(wildcards.setting.split("-m")[1])
+    return SETTINGS[wildcards.setting]["block_size"]
 
 
 def scheme_options(wildcards):
@@ -68,8 +69,7 @@ def other_key_test(wildcards):
 
 
 def attack_runs():
-    """(setting, scheme) of every attack job: each runs its setting's attacks, plus the "none" floor."""
-    return [(setting, scheme) for setting, entry in SETTINGS.items() if entry["attacks"] for scheme in entry["schemes"]]
+    return grid.attack_runs(config)
 
 
 def attack_options(wildcards):
@@ -86,9 +86,6 @@ def attack_examples():
     return [f"results/attacks/{setting}/{scheme}.examples.npz" for setting, scheme in attack_runs()]
 
 
-def jpeg_variants(scheme):
-    subsampling = [PLANE_SUBSAMPLING[scheme]] if scheme in PLANE_SUBSAMPLING else config["jpeg"]["subsampling"]
-    return expand("q{quality}-{subsampling}", quality=config["jpeg"]["qualities"], subsampling=subsampling)
 
 
 def jpeg_sets(wildcards):
@@ -96,38 +93,21 @@ def jpeg_sets(wildcards):
         "results/jpeg/{setting}/{scheme}/{variant}.npz",
         setting=wildcards.setting,
         scheme=wildcards.scheme,
-        variant=jpeg_variants(wildcards.scheme),
+        variant=grid.jpeg_variants(config, wildcards.scheme),
     )
 
 
 def accuracy_records():
-    return [
-        f"results/eval/{setting}/{scheme}/{model}/seed{seed}.json"
-        for setting, entry in SETTINGS.items()
-        for scheme, models in entry["schemes"].items()
-        for model in models
-        for seed in config["seeds"]
-    ]
+    return grid.accuracy_records(config)
 
 
 def compression_records():
-    return [
-        f"results/jpeg/{setting}/{scheme}/{variant}.json"
-        for setting, entry in SETTINGS.items()
-        for scheme in entry["schemes"]
-        for variant in jpeg_variants(scheme)
-    ]
+    return grid.compression_records(config)
 
 
-def example_schemes():
-    return list(SETTINGS[MAIN_SETTING]["schemes"])
-
-
-def example_specs(wildcards, input):
-    return " ".join(
-        f"{scheme}={enc}={key}"
-        for scheme, enc, key in zip(example_schemes(), input.encrypted, input.key_files)
-    )
+def example_files():
+    """The example images of each scheme of the main setting (written by its encryption job) for the report."""
+    return [f"results/encrypted/{MAIN_SETTING}/{scheme}/examples.npz" for scheme in SETTINGS[MAIN_SETTING]["schemes"]]
 
 
 REPORT_TABLES = ["accuracy", "summary", "compression", "key_mismatch"] + (["attacks"] if attack_runs() else [])

@@ -1,0 +1,73 @@
+"""etcbench.grid: the grid's checks and expansion, called as the rules call them, and its import weight."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from etcbench import ciphers
+from etcbench.config import resolve
+from etcbench.grid import (GridError, accuracy_records, attack_runs, attacker_seeds, check_grid, compression_records,
+                           jpeg_variants, plane_subsampling, train_cells)
+
+
+def test_importing_the_grid_loads_neither_numpy_nor_torch():
+    code = "import sys, etcbench.grid; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_attacker_seeds_are_disjoint_from_the_defenders():
+    assert attacker_seeds(100, 3, [7, 8]) == [100, 101, 102]
+    with pytest.raises(GridError, match="include the defender"):
+        attacker_seeds(6, 3, [7, 8])
+    with pytest.raises(GridError, match="at least one key"):
+        attacker_seeds(100, 0, [7])
+
+
+def test_plane_schemes_are_coded_at_their_own_subsampling_only():
+    config = {"jpeg": {"qualities": [50, 90], "subsampling": ["444", "420"]}}
+    for name in ciphers.available():
+        planes = ciphers.create(name, block_size=8).plane_subsampling
+        assert plane_subsampling(name) == planes
+        expected = [f"q{q}-{s}" for q in (50, 90) for s in ([planes] if planes else ["444", "420"])]
+        assert jpeg_variants(config, name) == expected
+
+
+def test_expansion_of_the_smoke_config():
+    config = resolve(["config/smoke.yaml"])
+    settings = check_grid(config)
+    cells = train_cells(config)
+    assert len(accuracy_records(config)) == len(cells) * len(config["seeds"])
+    assert all(f"results/eval/{sid}/{scheme}/{model}/seed" in record
+               for (sid, scheme, model), record in zip(cells, accuracy_records(config)))
+    assert len(compression_records(config)) == sum(len(jpeg_variants(config, s)) for e in config["grid"]
+                                                   for s in e["schemes"])
+    assert attack_runs(config) == [(sid, s) for sid, e in settings.items() if e.get("attacks") for s in e["schemes"]]
+
+
+@pytest.mark.parametrize(("grid", "message"), [
+    ([{"image_size": 40, "block_size": 16, "schemes": {"etc": []}}], "not a multiple of block_size 16"),
+    ([{"image_size": 48, "block_size": 16, "schemes": {"etc-gray": []}}], "2 x 16 for etc-gray"),
+    ([{"image_size": 32, "block_size": 8, "schemes": {}}, {"image_size": 32, "block_size": 8, "schemes": {}}],
+     "settings 1 and 2 are both s32-m8"),
+])
+def test_bad_grids(grid, message):
+    config = {"grid": grid, "attack": {"attacker_seed": 100, "attacker_keys": 2}, "key_seed": 1}
+    with pytest.raises(GridError, match=message):
+        check_grid(config)
+
+
+def test_pe_is_exempt_from_the_block_grid():
+    config = {"grid": [{"image_size": 36, "block_size": 8, "schemes": {"pe": [], "pe-fixed": []}}], "key_seed": 1,
+              "attack": {"attacker_seed": 100, "attacker_keys": 2}}
+    assert list(check_grid(config)) == ["s36-m8"]
+
+
+def test_attacker_seeds_that_hit_the_defenders_key_stop_the_config():
+    config = {"grid": [{"image_size": 32, "block_size": 8, "schemes": {"etc": []}, "attacks": ["fr"]}],
+              "key_seed": 5, "attack": {"attacker_seed": 4, "attacker_keys": 2}}
+    with pytest.raises(GridError, match="config attack: attacker key seeds 4..5 include the defender's seed"):
+        check_grid(config)
