@@ -1,35 +1,54 @@
 """Command line: ``etcbench <stage> ...`` (also ``python -m etcbench``), one subcommand per workflow stage.
 
-Every stage reads its inputs from files named on the command line and writes its outputs atomically; a bad
-input ends the stage with one line on stderr naming the problem, exit status 2, and no output left behind.
-Heavy libraries (torch, timm) are imported only by the stages that need them.
+This module only parses: each subcommand maps its arguments to the stage function of the package module that owns
+it, runs it inside :func:`etcbench.io.all_or_nothing` and turns errors into exit codes. A bad input ends the stage
+with one line on stderr naming the problem, exit status 2, and no output left behind. Heavy libraries (torch, timm)
+are imported only by the stages that need them; the names a stage accepts (schemes, models, attacks) come from the
+registries.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import EtcbenchError
+from .io import all_or_nothing, json_object
 
 log = logging.getLogger("etcbench")
 
 
 def _json_arg(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object")
-    return value
+        return json_object(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _Registered:
+    """The names of a registry, as argparse ``choices``: the registry's module is imported only when a name is
+    checked or listed."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    def _names(self) -> list[str]:
+        return list(importlib.import_module(self.module).available())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
+SCHEMES, MODELS = _Registered("etcbench.ciphers"), _Registered("etcbench.models")
 
 
 def _set_threads(threads: int | None) -> None:
@@ -39,21 +58,11 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _load_scheme(key_path: str) -> tuple[Any, Any]:
-    """The key at ``key_path`` and the scheme (with the key's options) it belongs to."""
-    from . import ciphers
-
-    key = ciphers.load_key(key_path)
-    return key, ciphers.create(key.scheme, key.block_size, **key.options)
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
-def _require_key(data: Any, key: Any, data_path: str, key_path: str) -> None:
-    """Refuse an image set that was not encrypted with ``key`` (compared by fingerprint)."""
-    if str(data["key_fingerprint"]) != key.fingerprint:
-        raise EtcbenchError(f"{data_path} was not encrypted with key {key_path}")
-
-
-# stages -----------------------------------------------------------------------------------------------------------
+# stages: each maps its arguments to one package function -----------------------------------------------------------
 def cmd_prepare(a: argparse.Namespace) -> None:
     from .data import cifar
 
@@ -62,92 +71,33 @@ def cmd_prepare(a: argparse.Namespace) -> None:
 
 
 def cmd_keygen(a: argparse.Namespace) -> None:
-    from . import ciphers
-    from .io import write_json
+    from .encryption import make_key
 
-    scheme = ciphers.create(a.scheme, block_size=a.block_size, **a.options)
-    key = scheme.generate_key(seed=a.seed, image_size=(a.image_size, a.image_size))
-    ciphers.save_key(key, a.out)
-    write_json(a.info, {"scheme": key.scheme, "block_size": key.block_size, "image_size": list(key.image_size),
-                        "options": key.options, "key_fingerprint": key.fingerprint})
-    log.info("key %s for %r written to %s (mode 0600)", key.key_id, a.scheme, a.out)
+    make_key(a.scheme, a.block_size, a.image_size, a.seed, a.options, Path(a.out), Path(a.info))
 
 
 def cmd_encrypt(a: argparse.Namespace) -> None:
-    import numpy as np
+    from .encryption import encrypt_split
 
-    from .io import load_npz, save_npz
-
-    key, scheme = _load_scheme(a.key)
-    data = load_npz(a.data)
-    if f"{a.split}_x" not in data:
-        raise EtcbenchError(f"{a.data} has no split {a.split!r}")
-    x = data[f"{a.split}_x"]
-    if x.shape[1:3] != (a.image_size, a.image_size):  # torch (the training resize) only where a resize is needed
-        from .data.transforms import resize_numpy
-
-        x = resize_numpy(x, a.image_size, a.interpolation)
-    y = scheme.encrypt(x, key)
-    save_npz(a.out, x=y, y=data[f"{a.split}_y"], key_fingerprint=np.array(key.fingerprint),
-             scheme=np.array(key.scheme))
-    log.info("%d %s images encrypted with %s key %s", len(y), a.split, key.scheme, key.key_id)
-
-
-def compress_paths(out_dir: str, quality: int, subsampling: str) -> tuple[Path, Path]:
-    """The decoded images (.npz) and the record (.json) 'compress' writes for one JPEG quality."""
-    stem = Path(out_dir) / f"q{quality}-{subsampling}"
-    return stem.with_suffix(".npz"), stem.with_suffix(".json")
+    encrypt_split(Path(a.data), Path(a.key), Path(a.out), a.split, a.interpolation, _path(a.out_examples),
+                  a.num_examples)
 
 
 def cmd_compress(a: argparse.Namespace) -> None:
-    import numpy as np
+    from .compression import compress_set
 
-    from . import jpeg
-    from .io import load_npz, save_npz, write_json
-    from .manifest import manifest
-    from .metrics import psnr_per_image
-
-    key, scheme = _load_scheme(a.key)
-    enc, plain = load_npz(a.images), load_npz(a.plain)
-    _require_key(enc, key, a.images, a.key)
-    n, h, w = plain["x"].shape[:3]
-    c, hp, wp = scheme.encrypted_shape(h, w)
-    if enc["x"].shape != (n, hp, wp, c):
-        raise EtcbenchError(f"{a.images} holds images of shape {enc['x'].shape[1:]}, but {key.scheme} encrypts the "
-                            f"{h}x{w} images of {a.plain} to {(hp, wp, c)}")
-    if scheme.plane_subsampling is not None and a.subsampling != scheme.plane_subsampling:
-        raise EtcbenchError(f"{key.scheme} builds {scheme.plane_subsampling} chroma into its grayscale plane (a "
-                            f"grayscale JPEG has no chroma subsampling): use --subsampling {scheme.plane_subsampling}")
-    if len(set(a.quality)) != len(a.quality):
-        raise EtcbenchError(f"--quality needs distinct values in 1..100, got {' '.join(map(str, a.quality))}")
-    for quality in a.quality:  # every setting checked before the first file is written
-        jpeg.check_settings(quality, a.subsampling)
-    for quality in a.quality:
-        started = time.time()
-        decoded, nbytes = jpeg.roundtrip(enc["x"], quality, a.subsampling, a.workers)
-        bpp = jpeg.bits_per_pixel(nbytes, h, w)  # per pixel of the RGB image, whatever the encrypted layout
-        psnr = psnr_per_image(plain["x"], scheme.decrypt(decoded, key))
-        record = {"dataset": a.dataset, "image_size": int(h), "block_size": key.block_size, "scheme": key.scheme,
-                  "jpeg_quality": quality, "subsampling": a.subsampling, "bpp": float(bpp.mean()),
-                  "bpp_std": float(bpp.std()), "psnr": float(psnr.mean()), "psnr_std": float(psnr.std()),
-                  "n_images": int(len(decoded)), "jpeg_aligned": scheme.jpeg_aligned(a.subsampling),
-                  "jpeg_mode": "gray" if c == 1 else "ycbcr", "key_fingerprint": key.fingerprint}
-        out_images, out_metrics = compress_paths(a.out_dir, quality, a.subsampling)
-        save_npz(out_images, x=decoded, y=enc["y"], key_fingerprint=enc["key_fingerprint"],
-                 jpeg_quality=np.array(quality), subsampling=np.array(a.subsampling))
-        write_json(out_metrics, {"record": record, "manifest": manifest("compress", started, time.time(),
-                                                                       encoder=jpeg.libjpeg_version())})
-        log.info("%s q%d %s: %.3f bpp, PSNR %.2f dB", key.scheme, quality, a.subsampling, record["bpp"],
-                 record["psnr"])
+    compress_set(Path(a.images), Path(a.plain), Path(a.key), a.quality, a.subsampling, Path(a.out_dir), a.workers,
+                 a.dataset)
 
 
 def cmd_train(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
-    from .train import Recipe, train_model
+    from .recipes import Recipe
+    from .train import train_model
 
     pretrained: bool | str = {"true": True, "false": False}.get(str(a.pretrained).lower(), a.pretrained)
     train_model(data_path=Path(a.data), key_path=Path(a.key), test_path=Path(a.test), model_name=a.model,
-                model_options=a.model_options, recipe=Recipe.from_dict(a.recipe), seed=a.seed, image_size=a.image_size,
+                model_options=a.model_options, recipe=Recipe.from_dict(a.recipe), seed=a.seed,
                 interpolation=a.interpolation, out_model=Path(a.out_model), out_metrics=Path(a.out_metrics),
                 state_dir=Path(a.state_dir), pretrained=pretrained, device=a.device, progress=not a.no_progress,
                 dataset=a.dataset)
@@ -155,121 +105,39 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
-    from . import ciphers
-    from .evaluate import evaluate_arrays, load_trained_model
-    from .io import load_npz, write_json
-    from .manifest import manifest
-    from .seeding import select_device
+    from .evaluate import evaluate_model_file
 
-    started = time.time()
-    dev = select_device(a.device)
-    model, ckpt = load_trained_model(Path(a.model_file), dev)
-    base = ckpt["record"]
-    records = []
-    for path in [a.test, *a.jpeg]:
-        data = load_npz(path)
-        if str(data["key_fingerprint"]) != ckpt["key_fingerprint"]:
-            raise EtcbenchError(f"{path} was encrypted with another key than the one model {a.model_file} was trained on")
-        top1, loss = evaluate_arrays(model, data["x"], data["y"], dev, a.batch_size)
-        quality = int(data["jpeg_quality"]) if "jpeg_quality" in data else None
-        records.append({**base, "jpeg_quality": quality, "subsampling": str(data["subsampling"]) if quality else "none",
-                        "top1": top1, "loss": loss, "n_test": int(len(data["y"]))})
-        log.info("%s/%s q=%s %s: top-1 %.4f", base["model"], base["scheme"], quality, records[-1]["subsampling"], top1)
-    # key mismatch: the same test images encrypted with another key of the scheme, and not encrypted at all
-    mismatch = [{**_mismatch_base(base), "test_key": "own", "top1": records[0]["top1"]}]
-    if a.other_test:
-        other = load_npz(a.other_test)
-        if str(other["key_fingerprint"]) == ckpt["key_fingerprint"] and base["scheme"] != "plain":
-            raise EtcbenchError(f"{a.other_test} was encrypted with the model's own key; a key mismatch needs another")
-        top1, _ = evaluate_arrays(model, other["x"], other["y"], dev, a.batch_size)
-        mismatch.append({**_mismatch_base(base), "test_key": "other", "top1": top1})
-    if a.plain_test:
-        plain = load_npz(a.plain_test)
-        layout = ciphers.create(base["scheme"], base["block_size"]).public_layout(plain["x"])  # key-free part
-        top1, _ = evaluate_arrays(model, layout, plain["y"], dev, a.batch_size)
-        mismatch.append({**_mismatch_base(base), "test_key": "none", "top1": top1})
-    for r in mismatch[1:]:
-        log.info("%s/%s test key %s: top-1 %.4f", base["model"], base["scheme"], r["test_key"], r["top1"])
-    write_json(a.out, {"records": records, "key_mismatch": mismatch,
-                       "manifest": manifest("evaluate", started, time.time(), dev)})
-
-
-def _mismatch_base(record: dict[str, Any]) -> dict[str, Any]:
-    keys = ("dataset", "image_size", "block_size", "model", "scheme", "seed")
-    return {k: record[k] for k in keys}
+    evaluate_model_file(Path(a.model_file), Path(a.test), Path(a.out), [Path(p) for p in a.jpeg], _path(a.other_test),
+                        _path(a.plain_test), a.batch_size, a.device)
 
 
 def cmd_attack(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
-    import numpy as np
+    from .attacks.protocol import attack_test_set
 
-    from . import attacks
-    from .attacks.protocol import attacker_data, attacker_seeds, default_options, run_attack
-    from .data.transforms import resize_numpy
-    from .io import load_npz, save_npz, write_json
-    from .manifest import manifest
-    from .seeding import seed_everything, select_device
-
-    started = time.time()
-    key, scheme = _load_scheme(a.key)
-    test, plain = load_npz(a.test), load_npz(a.plain)
-    _require_key(test, key, a.test, a.key)
-    if a.num_images > len(plain["x"]):
-        raise EtcbenchError(f"--num-images {a.num_images} exceeds the {len(plain['x'])} test images of {a.plain}")
-    unknown = sorted(set(a.options) - set(a.attacks))
-    if unknown:
-        raise EtcbenchError(f"--options names attack(s) {', '.join(unknown)} that are not run")
-    names = ["none", *[n for n in a.attacks if n != "none"]]
-    runs = [attacks.create(n, block_size=key.block_size, **default_options(n, key.scheme, a.options.get(n, {})))
-            for n in names]
-    seeds = attacker_seeds(a.attacker_seed, a.attacker_keys, a.defender_seeds)
-    pairs = None
-    if any(r.needs_training for r in runs):  # the attacker's pairs: encrypted once, shared by ITN and GAN
-        data = load_npz(a.data)
-        if a.train_images > len(data["train_x"]):
-            raise EtcbenchError(f"--train-images {a.train_images} exceeds the {len(data['train_x'])} training images")
-        own = resize_numpy(data["train_x"][:a.train_images], key.image_size[0], a.interpolation)
-        pairs = attacker_data(scheme, own, seeds, key)
-    dev = select_device(a.device)
-    target, reference = test["x"][:a.num_images], plain["x"][:a.num_images]
-    records, examples = [], {}
-    for attack in runs:
-        seed_everything(a.seed)
-        record, rgb = run_attack(attack, scheme, key, target, reference, pairs, seed=a.seed, device=dev,
-                                 progress=not a.no_progress)
-        records.append({**record, "dataset": a.dataset})
-        examples[attack.name] = rgb[:a.num_examples]
-    save_npz(a.out_examples, plain=reference[:a.num_examples], scheme=np.array(key.scheme),
-             attacks=np.array(names), **{f"x_{n}": x for n, x in examples.items()})
-    write_json(a.out, {"records": records, "manifest": manifest("attack", started, time.time(), dev, seed=a.seed,
-                                                                key_fingerprint=key.fingerprint)})
+    attack_test_set(a.attacks, a.options, Path(a.data), Path(a.key), Path(a.test), Path(a.plain), Path(a.out),
+                    Path(a.out_examples), attacker_seed=a.attacker_seed, defender_seeds=a.defender_seeds,
+                    attacker_keys=a.attacker_keys, num_images=a.num_images, train_images=a.train_images,
+                    interpolation=a.interpolation, seed=a.seed, num_examples=a.num_examples, dataset=a.dataset,
+                    device=a.device, progress=not a.no_progress)
 
 
 def cmd_report(a: argparse.Namespace) -> None:
     from .report.build import build_report
 
     build_report(accuracy=[Path(p) for p in a.accuracy], compression=[Path(p) for p in a.compression],
-                 plain=Path(a.plain) if a.plain else None, examples=a.examples, num_examples=a.num_examples,
-                 out_dir=Path(a.out_dir), config=a.config, attacks=[Path(p) for p in a.attacks],
+                 examples=[Path(p) for p in a.examples], num_examples=a.num_examples, out_dir=Path(a.out_dir),
+                 config=a.config, attacks=[Path(p) for p in a.attacks],
                  attack_examples=[Path(p) for p in a.attack_examples])
 
 
 def cmd_rehearse(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
-    from .rehearsal import rehearse
+    from .rehearsal import card_table, rehearse
 
     result = rehearse(a.configfile, Path(a.workdir), archive=a.archive, images=a.images, steps=a.steps,
                       device=a.device)
-    print(f"{'setting':<9} {'scheme':<13} {'model':<16} {'arch':<34} {'depth':>5} {'width':>5} {'patch':>5} "
-          f"{'grid':>7} {'params':>8}  {'pretrained':<11} {'recipe':<12} {'s':>5}")
-    for c in result["cells"]:
-        card = c["model_card"]
-        patch = card["patch"][0] if card.get("patch") else "-"
-        grid = "x".join(map(str, card["token_grid"]))
-        source = card["pretrained"]["source"].split(":")[0]
-        print(f"{c['setting']:<9} {c['scheme']:<13} {c['model']:<16} {card['arch']:<34} {card['depth']:>5} "
-              f"{card['width']:>5} {patch:>5} {grid:>7} {card['parameters'] / 1e6:>7.2f}M  {source:<11} "
-              f"{c['recipe_name']:<12} {c['seconds']:>5.1f}")
+    print(card_table(result))
     print(f"rehearsed {len(result['cells'])} trained cells in {result['seconds']:.0f} s; report in "
           f"{Path(a.workdir) / 'report'}")
 
@@ -296,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--info", required=True, help="output .json with digests and sizes")
 
     s = stage("keygen", cmd_keygen, "Generate a scheme's secret key from a seed (key file mode 0600).")
-    s.add_argument("--scheme", required=True)
+    s.add_argument("--scheme", required=True, choices=SCHEMES, metavar="SCHEME", help="one of %(choices)s")
     s.add_argument("--block-size", type=int, required=True)
     s.add_argument("--image-size", type=int, required=True)
     s.add_argument("--seed", type=int, required=True, help="key seed (secret: it regenerates the key)")
@@ -304,13 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="key file (.npz)")
     s.add_argument("--info", required=True, help="public key info (.json): scheme, options, fingerprint")
 
-    s = stage("encrypt", cmd_encrypt, "Resize a split to the model input size and encrypt it with a key.")
+    s = stage("encrypt", cmd_encrypt, "Resize a split to the key's image size and encrypt it with the key.")
     s.add_argument("--data", required=True)
-    s.add_argument("--key", required=True)
+    s.add_argument("--key", required=True, help="key file; its image size is the size the split is resized to")
     s.add_argument("--split", default="test", choices=["train", "val", "test"])
-    s.add_argument("--image-size", type=int, required=True)
     s.add_argument("--interpolation", default="bicubic", choices=["nearest", "bilinear", "bicubic"])
     s.add_argument("--out", required=True)
+    s.add_argument("--out-examples", help="also write the first images plain, encrypted and decrypted (.npz) for "
+                                          "the report")
+    s.add_argument("--num-examples", type=int, default=6, help="images in --out-examples")
 
     s = stage("compress", cmd_compress, "JPEG-encode encrypted images; record bpp and PSNR after decryption.")
     s.add_argument("--images", required=True, help="encrypted image set (.npz from 'encrypt')")
@@ -322,20 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", default="cifar10")
     s.add_argument("--out-dir", required=True,
                    help="writes q{QUALITY}-{SUBSAMPLING}.npz (decoded images) and .json (bpp, PSNR) per quality")
-    s.set_defaults(outputs=lambda a: [p for q in a.quality for p in compress_paths(a.out_dir, q, a.subsampling)])
 
     s = stage("train", cmd_train, "Train a model on images encrypted batch by batch with a fixed key.")
     s.add_argument("--data", required=True, help="split arrays from 'prepare'")
     s.add_argument("--key", required=True)
     s.add_argument("--test", required=True, help="encrypted test set from 'encrypt'")
-    s.add_argument("--model", required=True, choices=["vit", "convmixer", "resnet18", "resnet18_tanaka",
-                                                      "resnet18_madono"])
+    s.add_argument("--model", required=True, choices=MODELS, metavar="MODEL", help="one of %(choices)s")
     s.add_argument("--model-options", type=_json_arg, default={})
     s.add_argument("--recipe", type=_json_arg, default={}, help="training settings as a JSON object")
     s.add_argument("--pretrained", default="false", help="false, true (timm hub) or a local checkpoint path")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--image-size", type=int, required=True)
-    s.add_argument("--interpolation", default="bicubic", choices=["nearest", "bilinear", "bicubic"])
+    s.add_argument("--interpolation", default="bicubic", choices=["nearest", "bilinear", "bicubic"],
+                   help="resize of the training images to the key's image size")
     s.add_argument("--dataset", default="cifar10")
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
     s.add_argument("--threads", type=int, default=None)
@@ -356,8 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
 
     s = stage("attack", cmd_attack, "Run a ciphertext-only attack on a scheme's encrypted test images and score it.")
-    s.add_argument("--attacks", nargs="+", required=True, help="attacks to run (fr, itn, gan, jigsaw); the 'none' "
-                                                               "floor (the encrypted image as it is) is always added")
+    s.add_argument("--attacks", nargs="+", required=True, metavar="ATTACK",
+                   help="registered attacks to run (fr, itn, gan, jigsaw, ...: the attack registry checks the names, "
+                        "so that parsing needs no torch); the 'none' floor (the encrypted image as it is) is always "
+                        "added")
     s.add_argument("--options", type=_json_arg, default={}, help="options per attack as a JSON object")
     s.add_argument("--data", required=True, help="split arrays from 'prepare' (the attacker's own images: train split)")
     s.add_argument("--key", required=True, help="the target key (only its scheme, fingerprint and, for scoring the "
@@ -390,14 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=2, help="optimiser steps per model")
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=None)
-    s.set_defaults(outputs=lambda a: [Path(a.workdir) / "rehearsal.json"])
 
     s = stage("report", cmd_report, "Tables (CSV, Markdown, LaTeX) and figures (PNG, PDF) from the result records.")
     s.add_argument("--accuracy", nargs="+", required=True, help="records from 'evaluate'")
     s.add_argument("--compression", nargs="*", default=[], help="records from 'compress'")
-    s.add_argument("--plain", help="plain test set for the example figure")
-    s.add_argument("--examples", nargs="*", default=[], metavar="SCHEME=IMAGES.npz=KEY.npz",
-                   help="encrypted set and key per scheme for the example figure")
+    s.add_argument("--examples", nargs="*", default=[], metavar="EXAMPLES.npz",
+                   help="example images from 'encrypt --out-examples', one file per scheme, for the example figure")
     s.add_argument("--num-examples", type=int, default=6)
     s.add_argument("--attacks", nargs="*", default=[], help="records from 'attack'")
     s.add_argument("--attack-examples", nargs="*", default=[], help="example reconstructions from 'attack'")
@@ -407,26 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _outputs(a: argparse.Namespace) -> list[Path]:
-    """The files a stage writes: its own ``outputs`` (stages writing a set of files), else its --out* and --info."""
-    if hasattr(a, "outputs"):
-        return list(a.outputs(a))
-    return [Path(v) for k, v in vars(a).items() if (k == "out" or k.startswith("out_") or k == "info") and v]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    started = time.time()
     try:
-        args.func(args)
+        with all_or_nothing():  # no partial output: whatever the stage wrote is removed if it fails
+            args.func(args)
     except (EtcbenchError, ValueError, FileNotFoundError, PermissionError, KeyError) as exc:
-        # no partial output: remove whatever this invocation wrote before failing
-        for path in _outputs(args):
-            if path.is_file() and path.stat().st_mtime >= started - 1:
-                path.unlink()
         msg = str(exc) if not isinstance(exc, KeyError) else f"missing entry {exc}"
         print(f"etcbench {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -1,8 +1,12 @@
-"""Top-1 and loss of a trained model on stored (encrypted, possibly JPEG-decoded) test sets."""
+"""Top-1 and loss of a trained model on stored (encrypted, possibly JPEG-decoded) test sets, and the evaluation
+stage: a trained model on its test set, every JPEG version of it, and under key mismatch (another key of its
+scheme, no encryption)."""
 
 from __future__ import annotations
 
 import io
+import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,12 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import ciphers
 from .data.transforms import normalize, to_nchw
 from .errors import EtcbenchError
-from .io import atomic_write
+from .io import atomic_write, load_npz, write_json
+from .manifest import manifest
 from .models import build_model
+from .seeding import select_device
 
-__all__ = ["evaluate_arrays", "save_trained_model", "load_trained_model"]
+__all__ = ["evaluate_arrays", "evaluate_model_file", "load_trained_model", "save_trained_model"]
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -81,3 +90,48 @@ def load_trained_model(path: Path, device: torch.device) -> tuple[nn.Module, dic
                             spec.get("options"), in_chans=spec.get("in_chans", 3))
         model.load_state_dict(state)
     return model.to(device).eval(), ckpt
+
+
+def _mismatch_base(record: dict[str, Any]) -> dict[str, Any]:
+    keys = ("dataset", "image_size", "block_size", "model", "scheme", "seed")
+    return {k: record[k] for k in keys}
+
+
+def evaluate_model_file(model_file: Path, test: Path, out: Path, jpeg: list[Path] | tuple[Path, ...] = (),
+                        other_test: Path | None = None, plain_test: Path | None = None, batch_size: int = 256,
+                        device: str = "auto") -> dict[str, Any]:
+    """Top-1 of the model in ``model_file`` on ``test`` and each JPEG set; key mismatch on ``other_test`` (the same
+    images under another key of the scheme) and ``plain_test`` (not encrypted: the scheme's key-free layout).
+
+    Writes ``{"records", "key_mismatch", "manifest"}`` to ``out`` and returns it.
+    """
+    started = time.time()
+    dev = select_device(device)
+    model, ckpt = load_trained_model(Path(model_file), dev)
+    base, own = ckpt["record"], ckpt["key_fingerprint"]
+    records = []
+    for path in [test, *jpeg]:
+        data = load_npz(path)
+        ciphers.require_encrypted_with(data, own, path, f"the key model {model_file} was trained on")
+        top1, loss = evaluate_arrays(model, data["x"], data["y"], dev, batch_size)
+        quality = int(data["jpeg_quality"]) if "jpeg_quality" in data else None
+        records.append({**base, "jpeg_quality": quality, "subsampling": str(data["subsampling"]) if quality else "none",
+                        "top1": top1, "loss": loss, "n_test": int(len(data["y"]))})
+        log.info("%s/%s q=%s %s: top-1 %.4f", base["model"], base["scheme"], quality, records[-1]["subsampling"], top1)
+    mismatch = [{**_mismatch_base(base), "test_key": "own", "top1": records[0]["top1"]}]
+    if other_test is not None:
+        other = load_npz(other_test)
+        if str(other["key_fingerprint"]) == own and base["scheme"] != "plain":
+            raise EtcbenchError(f"{other_test} was encrypted with the model's own key; a key mismatch needs another")
+        top1, _ = evaluate_arrays(model, other["x"], other["y"], dev, batch_size)
+        mismatch.append({**_mismatch_base(base), "test_key": "other", "top1": top1})
+    if plain_test is not None:
+        plain = load_npz(plain_test)
+        layout = ciphers.create(base["scheme"], base["block_size"]).public_layout(plain["x"])  # key-free part
+        top1, _ = evaluate_arrays(model, layout, plain["y"], dev, batch_size)
+        mismatch.append({**_mismatch_base(base), "test_key": "none", "top1": top1})
+    for r in mismatch[1:]:
+        log.info("%s/%s test key %s: top-1 %.4f", base["model"], base["scheme"], r["test_key"], r["top1"])
+    result = {"records": records, "key_mismatch": mismatch, "manifest": manifest("evaluate", started, time.time(), dev)}
+    write_json(out, result)
+    return result

@@ -3,8 +3,8 @@ training throughput for the same model and batch.
 
     python -m etcbench.gpu_check --archive cifar-10-python.tar.gz --out gpu_check.json
 
-For every (model, scheme) it runs the suite's real pipeline (``etcbench prepare``, ``keygen`` and ``encrypt``,
-then :func:`etcbench.train.train_model`, which crops, resizes and encrypts every batch on the device), and prints
+For every (model, scheme) it runs the suite's real pipeline (the stage functions of ``etcbench prepare``,
+``keygen`` and ``encrypt``, then :func:`etcbench.train.train_model`, which crops, resizes and encrypts every batch on the device), and prints
 top-1 on the encrypted test set and the training samples/s. Beside it, ``timm samples/s`` is what a bare timm
 training step reaches for the same model, input and batch size: random tensors already on the device, AdamW,
 bf16 autocast on CUDA as in the suite, timed after warm-up steps with the device synchronised (the "train" mode of
@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli import _json_arg
 from .errors import EtcbenchError
+from .io import json_object
+from .models import available as available_models
 
 __all__ = ["main", "timm_train_throughput"]
 
@@ -74,19 +75,11 @@ def timm_train_throughput(model_name: str, options: dict[str, Any], image_size: 
     return steps * batch_size / (time.perf_counter() - start)
 
 
-class _StageFailed(Exception):
-    """An etcbench stage failed; it has printed its one error line already."""
-
-
-def _stage(*args: str) -> None:
-    from .cli import main as cli
-
-    if cli(list(args)) != 0:
-        raise _StageFailed(args[0])
-
-
 def run(a: argparse.Namespace, dev: Any) -> list[dict[str, Any]]:
-    from .train import Recipe, train_model
+    from .data import cifar
+    from .encryption import encrypt_split, make_key
+    from .recipes import Recipe
+    from .train import train_model
 
     # a model's options replace its defaults whole (as config layers do), never merge with them
     options = {m: a.model_options.get(m, DEFAULT_OPTIONS.get(m, {})) for m in a.models}
@@ -96,19 +89,16 @@ def run(a: argparse.Namespace, dev: Any) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="etcbench-gpu-check-") as tmp:
         work = Path(tmp)
         data = work / "data.npz"
-        _stage("prepare", *(["--archive", a.archive] if a.archive else []), "--cache-dir", str(work / "download"),
-               "--train-size", str(a.train_size), "--val-size", str(a.val_size), "--test-size", str(a.test_size),
-               "--out", str(data), "--info", str(work / "data.json"))
+        cifar.prepare(cifar.resolve_archive(a.archive, work / "download"), data, work / "data.json", a.train_size,
+                      a.val_size, a.test_size, 0)
         for scheme in a.schemes:
             key, test = work / f"{scheme}.key.npz", work / f"{scheme}.test.npz"
-            _stage("keygen", "--scheme", scheme, "--block-size", str(a.block_size), "--image-size", str(a.image_size),
-                   "--seed", str(a.key_seed), "--out", str(key), "--info", str(work / f"{scheme}.json"))
-            _stage("encrypt", "--data", str(data), "--key", str(key), "--image-size", str(a.image_size),
-                   "--out", str(test))
+            make_key(scheme, a.block_size, a.image_size, a.key_seed, {}, key, work / f"{scheme}.json")
+            encrypt_split(data, key, test)
             for model in a.models:
                 result = train_model(data_path=data, key_path=key, test_path=test, model_name=model,
-                                     model_options=options[model], recipe=recipe, seed=0, image_size=a.image_size,
-                                     interpolation="bicubic", out_model=work / f"{model}-{scheme}.pt",
+                                     model_options=options[model], recipe=recipe, seed=0, interpolation="bicubic",
+                                     out_model=work / f"{model}-{scheme}.pt",
                                      out_metrics=work / f"{model}-{scheme}.json", state_dir=work / f"{model}-{scheme}",
                                      device=str(dev), progress=False)
                 rows.append({"model": model, "scheme": scheme, "top1": result["record"]["top1"],
@@ -133,9 +123,11 @@ def _device_name(dev: Any) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m etcbench.gpu_check", description=__doc__.splitlines()[0])
     p.add_argument("--archive", help="local cifar-10-python.tar.gz (default: $ETCBENCH_CIFAR10_ARCHIVE)")
-    p.add_argument("--models", nargs="+", default=["vit", "convmixer"], choices=["vit", "convmixer"])
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_OPTIONS), choices=available_models(),
+                   help="registered models to train (default: the paper's, %(default)s; any other starts from its "
+                        "default arch unless --model-options gives its entry)")
     p.add_argument("--schemes", nargs="+", default=["plain", "etc"])
-    p.add_argument("--model-options", type=_json_arg, default={},
+    p.add_argument("--model-options", type=json_object, default={},
                    help='JSON per model, each replacing that model\'s defaults whole, e.g. '
                         '\'{"vit": {"arch": "vit_tiny_patch16_224", "depth": 1}}\'')
     p.add_argument("--image-size", type=int, default=224)
@@ -163,8 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev = select_device(a.device)
         device = _device_name(dev)
         rows = run(a, dev)
-    except _StageFailed:
-        return 2
     except (EtcbenchError, ValueError, FileNotFoundError) as exc:
         print(f"etcbench gpu_check: error: {exc}", file=sys.stderr)
         return 2

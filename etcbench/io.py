@@ -1,12 +1,14 @@
-"""Atomic file writes, JSON helpers and checksums.
+"""Atomic file writes, all-or-nothing output sets, JSON helpers and checksums.
 
-Every output of etcbench is written through :func:`atomic_write` (a temporary file in the
-destination folder, then ``os.replace``), so a killed job never leaves a half-written file.
+Every output of etcbench is written through :func:`atomic_write` (a temporary file in the destination folder,
+then ``os.replace``), so a killed job never leaves a half-written file; inside :func:`all_or_nothing` (every CLI
+stage runs in one) a failing stage also removes the whole files it already wrote, so it leaves no partial output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -17,17 +19,59 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_json", "read_json", "save_npz", "load_npz", "sha256_file", "sha256_arrays"]
+__all__ = ["all_or_nothing", "atomic_write", "json_object", "write_json", "read_json", "save_npz", "load_npz", "sha256_file", "sha256_arrays"]
+
+
+# the outputs written so far in the innermost all_or_nothing block (None outside any)
+_written: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("etcbench_written", default=None)
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: int | None = None, binary: bool = True) -> Iterator[Any]:
+def all_or_nothing() -> Iterator[list[Path]]:
+    """Collect the outputs :func:`atomic_write` puts in place inside the block; remove them all if it fails.
+
+    Blocks nest: an inner block that succeeds hands its files to the outer one. Files written with
+    ``output=False`` (a download cache, a training job's resumable state) are kept.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> try:
+    ...     with all_or_nothing():
+    ...         write_json(folder / "a.json", {"done": False})
+    ...         raise RuntimeError("the stage fails after its first file")
+    ... except RuntimeError:
+    ...     pass
+    >>> sorted(p.name for p in folder.iterdir())
+    []
+    >>> folder.rmdir()
+    """
+    written: list[Path] = []
+    outer = _written.get()
+    token = _written.set(written)
+    try:
+        yield written
+    except BaseException:
+        for path in reversed(written):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
+    finally:
+        _written.reset(token)
+    if outer is not None:
+        outer.extend(written)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: int | None = None, binary: bool = True,
+                 output: bool = True) -> Iterator[Any]:
     """Open a temporary file beside ``path`` and move it into place only if the block succeeds.
 
     Args:
         path: final destination.
         mode: optional permission bits (e.g. ``0o600`` for key files), set before the file is visible.
         binary: open in binary mode (default) or text mode.
+        output: the file is an output of the running stage, removed again if the stage fails
+            (:func:`all_or_nothing`); ``False`` for caches and resumable state.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,6 +88,28 @@ def atomic_write(path: str | os.PathLike, mode: int | None = None, binary: bool 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    written = _written.get()
+    if output and written is not None:
+        written.append(path)
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """Parse a JSON object given on a command line; a ``ValueError`` says what is wrong.
+
+    >>> json_object('{"depth": 12}')
+    {'depth': 12}
+    >>> json_object('[1, 2]')
+    Traceback (most recent call last):
+    ...
+    ValueError: expected a JSON object, got list
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _json_default(obj: Any) -> Any:

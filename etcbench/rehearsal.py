@@ -1,8 +1,8 @@
 """A CPU rehearsal of a config's grid: every model it trains, built at its real size, through the real stages.
 
 Before a GPU-day is spent on ``config/paper.yaml``, ``etcbench rehearse --configfile config/paper.yaml`` resolves the
-config exactly as the workflow does (:mod:`etcbench.config`) and, on a few CIFAR-10 images, runs the workflow's
-stages through the CLI in one process:
+config exactly as the workflow does (:mod:`etcbench.config`) and, on a few CIFAR-10 images, runs the stage functions
+the workflow's commands call, in one process:
 
 1. ``prepare`` (``images`` training images, a quarter as many validation and test images), then per setting and
    scheme ``keygen`` and ``encrypt`` (own and "other" key) and ``compress`` at the config's first JPEG quality;
@@ -23,28 +23,20 @@ Returns (and writes to ``<workdir>/rehearsal.json``) every trained cell's model 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from . import ciphers
 from . import config as cfg
 from .errors import EtcbenchError
-from .io import read_json, write_json
+from .grid import check_grid, jpeg_variants
+from .io import write_json
 from .recipes import Recipe, recipe_for, recipe_name_for
 
-__all__ = ["rehearsal_recipe", "rehearse", "stand_in_checkpoint"]
+__all__ = ["card_table", "rehearsal_recipe", "rehearse", "stand_in_checkpoint"]
 
 log = logging.getLogger(__name__)
-
-
-def _run(argv: list[str]) -> None:
-    from .cli import main
-
-    if main(argv) != 0:
-        raise EtcbenchError(f"rehearsal stage failed: etcbench {' '.join(argv[:1])} (see the error line above)")
 
 
 def rehearsal_recipe(recipe: Recipe, steps: int, micro_batch: int = 2) -> Recipe:
@@ -78,76 +70,86 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
              overrides: dict[str, Any] | None = None, images: int = 8, steps: int = 2,
              device: str = "cpu") -> dict[str, Any]:
     """Rehearse the grid of ``config/config.yaml`` + ``configfiles`` + ``overrides`` in ``workdir``."""
+    from .compression import compress_set
+    from .data import cifar
+    from .encryption import encrypt_split, make_key
+    from .evaluate import evaluate_model_file
+    from .report.build import build_report
+    from .train import train_model
+
     started = time.perf_counter()
     config = cfg.resolve(configfiles, overrides)
     workdir = Path(workdir)
     data, info = workdir / "data.npz", workdir / "data.json"
     interp = config["dataset"]["interpolation"]
-    _run(["prepare", *(["--archive", archive] if archive else []), "--cache-dir", str(workdir / "download"),
-          "--train-size", str(images), "--val-size", str(max(2, images // 4)), "--test-size", str(max(2, images // 4)),
-          "--out", str(data), "--info", str(info)])
-    quality = str(config["jpeg"]["qualities"][0])
-    settings = cfg.check_grid(config)
-    accuracy, compression, cells = [], [], []
+    small = max(2, images // 4)
+    cifar.prepare(cifar.resolve_archive(archive, workdir / "download"), data, info, images, small, small, 0)
+    quality = config["jpeg"]["qualities"][0]
+    settings = check_grid(config)
+    main = next(iter(settings))
+    accuracy, compression, examples, cells = [], [], [], []
     standins: dict[str, Path] = {}
     for sid, entry in settings.items():
-        size, block = str(entry["image_size"]), str(entry["block_size"])
+        size, block = entry["image_size"], entry["block_size"]
+        plain_test = workdir / sid / "plain" / "test-own.npz"
         for scheme in ["plain", *[s for s in entry["schemes"] if s != "plain"]]:
-            options = json.dumps(config["scheme_options"].get(scheme, {}))
+            options = config["scheme_options"].get(scheme, {})
             base = workdir / sid / scheme
             for role, seed in (("own", config["key_seed"]), ("other", config["key_seed"] + 1)):
                 if role == "other" and (scheme == "plain" or not entry["schemes"].get(scheme)):
                     continue
-                _run(["keygen", "--scheme", scheme, "--block-size", block, "--image-size", size, "--seed", str(seed),
-                      "--options", options, "--out", str(base / f"{role}.key.npz"),
-                      "--info", str(base / f"{role}.key.json")])
-                _run(["encrypt", "--data", str(data), "--key", str(base / f"{role}.key.npz"), "--split", "test",
-                      "--image-size", size, "--interpolation", interp, "--out", str(base / f"test-{role}.npz")])
-            plane = ciphers.create(scheme, block_size=int(block), **config["scheme_options"].get(scheme, {}))
+                make_key(scheme, block, size, seed, options, base / f"{role}.key.npz", base / f"{role}.key.json")
+                shown = base / "examples.npz" if role == "own" else None
+                encrypt_split(data, base / f"{role}.key.npz", base / f"test-{role}.npz", "test", interp, shown, 2)
+            if sid == main and scheme in entry["schemes"]:
+                examples.append(base / "examples.npz")
             jpeg = []
-            for sub in [plane.plane_subsampling] if plane.plane_subsampling else config["jpeg"]["subsampling"]:
-                _run(["compress", "--images", str(base / "test-own.npz"),
-                      "--plain", str(workdir / sid / "plain" / "test-own.npz"), "--key", str(base / "own.key.npz"),
-                      "--quality", quality, "--subsampling", sub, "--out-dir", str(base / "jpeg")])
+            for sub in sorted({v.split("-")[1] for v in jpeg_variants(config, scheme)}):
+                compress_set(base / "test-own.npz", plain_test, base / "own.key.npz", [quality], sub, base / "jpeg")
                 jpeg.append(base / "jpeg" / f"q{quality}-{sub}.npz")
                 compression.append(base / "jpeg" / f"q{quality}-{sub}.json")
             for model in entry["schemes"].get(scheme, []):
                 t0 = time.perf_counter()
                 recipe = recipe_for(config["train"], model, scheme)
-                options = cfg.model_entry(config, model)
+                model_options = cfg.model_entry(config, model)
                 pretrained = config["pretrained"].get(model, False)
                 if pretrained is True:  # offline: timm's tensor names and shapes for the tag, random values
-                    arch = options["arch"]
+                    arch = model_options["arch"]
                     if arch not in standins:
                         standins[arch] = stand_in_checkpoint(arch, workdir / "standins" / f"{arch}.safetensors")
                     pretrained = str(standins[arch])
                 out = base / model
-                _run(["train", "--data", str(data), "--key", str(base / "own.key.npz"),
-                      "--test", str(base / "test-own.npz"), "--model", model, "--model-options", json.dumps(options),
-                      "--recipe", json.dumps(rehearsal_recipe(recipe, steps, 1 if model == "vit" else 2).to_dict()),
-                      "--pretrained", str(pretrained).lower() if isinstance(pretrained, bool) else pretrained,
-                      "--seed", str(config["seeds"][0]), "--image-size", size, "--interpolation", interp,
-                      "--device", device, "--no-progress", "--state-dir", str(out / "state"),
-                      "--out-model", str(out / "model.pt"), "--out-metrics", str(out / "metrics.json")])
-                other = ["--other-test", str(base / "test-other.npz")] if scheme != "plain" else []
-                _run(["evaluate", "--model-file", str(out / "model.pt"), "--test", str(base / "test-own.npz"),
-                      "--jpeg", *map(str, jpeg), *other, "--plain-test", str(workdir / sid / "plain" / "test-own.npz"),
-                      "--batch-size", "8", "--device", device, "--out", str(out / "eval.json")])
+                result = train_model(
+                    data_path=data, key_path=base / "own.key.npz", test_path=base / "test-own.npz", model_name=model,
+                    model_options=model_options, recipe=rehearsal_recipe(recipe, steps, 1 if model == "vit" else 2),
+                    seed=config["seeds"][0], interpolation=interp, out_model=out / "model.pt",
+                    out_metrics=out / "metrics.json", state_dir=out / "state", pretrained=pretrained, device=device,
+                    progress=False)
+                evaluate_model_file(out / "model.pt", base / "test-own.npz", out / "eval.json", jpeg,
+                                    base / "test-other.npz" if scheme != "plain" else None, plain_test, 8, device)
                 accuracy.append(out / "eval.json")
-                metrics = read_json(out / "metrics.json")
                 cells.append({"setting": sid, "scheme": scheme, "model": model, "seconds": time.perf_counter() - t0,
-                              "model_card": metrics["train"]["model_card"], "recipe": recipe.to_dict(),
+                              "model_card": result["train"]["model_card"], "recipe": recipe.to_dict(),
                               "recipe_name": recipe_name_for(config["train"], model, scheme)})
                 log.info("rehearsed %s %s %s in %.1f s", sid, scheme, model, cells[-1]["seconds"])
-    main = next(iter(settings))
-    main_schemes = list(settings[main]["schemes"])
-    _run(["report", "--accuracy", *map(str, accuracy), "--compression", *map(str, compression),
-          "--plain", str(workdir / main / "plain" / "test-own.npz"),
-          "--examples", *[f"{s}={workdir / main / s / 'test-own.npz'}={workdir / main / s / 'own.key.npz'}"
-                          for s in main_schemes],
-          "--num-examples", "2", "--config", json.dumps({k: v for k, v in config.items() if k != "key_seed"}),
-          "--out-dir", str(workdir / "report")])
+    build_report(accuracy=accuracy, compression=compression, examples=examples, num_examples=2,
+                 out_dir=workdir / "report", config={k: v for k, v in config.items() if k != "key_seed"})
     result = {"configfiles": [str(p) for p in configfiles], "cells": cells, "steps": steps, "images": images,
               "stand_ins": sorted(standins), "seconds": time.perf_counter() - started}
     write_json(workdir / "rehearsal.json", result)
     return result
+
+
+def card_table(result: dict[str, Any]) -> str:
+    """The rehearsed cells as a text table: setting, scheme, model, its card, recipe and seconds."""
+    lines = [f"{'setting':<9} {'scheme':<13} {'model':<16} {'arch':<34} {'depth':>5} {'width':>5} {'patch':>5} "
+             f"{'grid':>7} {'params':>8}  {'pretrained':<11} {'recipe':<12} {'s':>5}"]
+    for c in result["cells"]:
+        card = c["model_card"]
+        patch = card["patch"][0] if card.get("patch") else "-"
+        grid = "x".join(map(str, card["token_grid"]))
+        source = card["pretrained"]["source"].split(":")[0]
+        lines.append(f"{c['setting']:<9} {c['scheme']:<13} {c['model']:<16} {card['arch']:<34} {card['depth']:>5} "
+                     f"{card['width']:>5} {patch:>5} {grid:>7} {card['parameters'] / 1e6:>7.2f}M  {source:<11} "
+                     f"{c['recipe_name']:<12} {c['seconds']:>5.1f}")
+    return "\n".join(lines)

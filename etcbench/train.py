@@ -105,7 +105,7 @@ def _signature(settings: dict[str, Any]) -> str:
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
-    with atomic_write(path) as fh:
+    with atomic_write(path, output=False) as fh:  # resumable state: kept when the job fails
         fh.write(buf.getvalue())
 
 
@@ -118,7 +118,6 @@ def train_model(
         model_options: dict[str, Any],
         recipe: Recipe,
         seed: int,
-        image_size: int,
         interpolation: str,
         out_model: Path,
         out_metrics: Path,
@@ -130,14 +129,13 @@ def train_model(
 ) -> dict[str, Any]:
     """Train one model on one scheme with one seed; write ``out_model`` and ``out_metrics``. Returns the result."""
     started = time.time()
-    key = ciphers.load_key(key_path)
-    scheme = ciphers.create(key.scheme, key.block_size, **key.options)
-    if tuple(key.image_size) != (image_size, image_size):
-        raise EtcbenchError(f"key {key_path} is for {key.image_size} images, but image_size is {image_size}")
+    key, scheme = ciphers.load_scheme(key_path)
+    image_size, width = key.image_size  # the setting's size travels with the key
+    if image_size != width:
+        raise EtcbenchError(f"key {key_path} is for {image_size}x{width} images; training takes square images")
     data = load_npz(data_path)
     test = load_npz(test_path)
-    if str(test["key_fingerprint"]) != key.fingerprint:
-        raise EtcbenchError(f"test set {test_path} was not encrypted with key {key_path}")
+    ciphers.require_encrypted_with(test, key.fingerprint, test_path, f"key {key_path}")
     num_classes = int(data["train_y"].max()) + 1
     n_train = len(data["train_y"])
     total_steps, steps_per_epoch = recipe.total_steps(n_train), recipe.steps_per_epoch(n_train)

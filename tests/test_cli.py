@@ -124,7 +124,7 @@ def test_compress_codes_grayscale_planes_at_their_own_subsampling(tmp_path, natu
 
 def test_missing_input_file(tmp_path):
     res = etcbench("encrypt", "--data", str(tmp_path / "none.npz"), "--key", str(tmp_path / "none.key.npz"),
-                   "--image-size", "32", "--out", str(tmp_path / "o.npz"))
+                   "--out", str(tmp_path / "o.npz"))
     assert_one_error_line(res, "encrypt", "none.key.npz")
     assert not (tmp_path / "o.npz").exists()
 
@@ -157,7 +157,7 @@ def train_inputs(tmp_path):
 
     def train(*extra: str) -> subprocess.CompletedProcess:
         return etcbench("train", "--data", str(tmp_path / "data.npz"), "--key", str(tmp_path / "key.npz"),
-                        "--test", str(tmp_path / "test.npz"), "--image-size", "32", "--state-dir",
+                        "--test", str(tmp_path / "test.npz"), "--state-dir",
                         str(tmp_path / "state"), "--out-model", str(tmp_path / "out/model.pt"),
                         "--out-metrics", str(tmp_path / "out/metrics.json"), "--no-progress", *extra)
     return tmp_path, train

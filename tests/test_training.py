@@ -43,7 +43,7 @@ def tiny_run(tmp_path):
         return train_model(data_path=tmp_path / "data.npz", key_path=tmp_path / "key.npz",
                            test_path=tmp_path / "test.npz", model_name=model,
                            model_options=options, recipe=recipe, seed=0,
-                           image_size=SIZE, interpolation="bicubic", out_model=tmp_path / out / "model.pt",
+                           interpolation="bicubic", out_model=tmp_path / out / "model.pt",
                            out_metrics=tmp_path / out / "metrics.json", state_dir=tmp_path / state,
                            device="cpu", progress=False, pretrained=pretrained)
     return tmp_path, key, run

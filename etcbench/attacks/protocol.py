@@ -14,7 +14,8 @@ Ciphertext-only threat model (``docs/paper.md`` of the suite, section 10), as th
    standard deviation over the images. The jigsaw solver is also scored on its recovered layout (direct and
    neighbour comparison against the true block sources from the key, which only the evaluator knows).
 
-The ``none`` attack (the encrypted image as it is) gives each scheme's floor.
+The ``none`` attack (the encrypted image as it is) gives each scheme's floor. :func:`attack_test_set` is the
+workflow's attack stage (``etcbench attack``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,10 +32,13 @@ import numpy as np
 from .. import ciphers
 from ..ciphers.blocks import num_blocks
 from ..errors import EtcbenchError
+from ..grid import attacker_seeds
+from ..io import load_npz, save_npz, write_json
+from ..manifest import manifest
 from ..metrics import psnr_per_image, ssim_per_image
-from .base import Attack, Reconstruction, register_attack
+from .base import Attack, Reconstruction, create, register_attack
 
-__all__ = ["AttackerData", "NoAttack", "attacker_data", "attacker_seeds", "default_options", "run_attack",
+__all__ = ["AttackerData", "NoAttack", "attack_test_set", "attacker_data", "default_options", "run_attack",
            "true_positions"]
 
 log = logging.getLogger(__name__)
@@ -54,18 +59,6 @@ def default_options(attack: str, scheme: str, options: dict[str, Any]) -> dict[s
     if attack in ("itn", "gan") and "arch" not in options:
         options["arch"] = "block" if ciphers.create(scheme, block_size=1).blockwise else "pixel"
     return options
-
-
-def attacker_seeds(attacker_seed: int, count: int, defender_seeds: Sequence[int]) -> list[int]:
-    """The attacker's key seeds ``attacker_seed + i``, checked disjoint from the defender's seeds."""
-    if count < 1:
-        raise EtcbenchError(f"the attacker needs at least one key, got attacker_keys={count}")
-    seeds = [int(attacker_seed) + i for i in range(count)]
-    shared = sorted(set(seeds) & {int(s) for s in defender_seeds})
-    if shared:
-        raise EtcbenchError(f"attacker key seeds {seeds[0]}..{seeds[-1]} include the defender's seed(s) {shared}: "
-                            f"choose an attacker_seed outside them")
-    return seeds
 
 
 @dataclass
@@ -170,3 +163,68 @@ def run_attack(
     log.info("%s on %s: SSIM %.3f, PSNR %.2f dB (%d images, %.1f s)", attack.name, target_key.scheme,
              record["ssim"], record["psnr"], len(rgb), record["seconds"])
     return record, rgb
+
+
+def attack_test_set(
+        attack_names: Sequence[str],
+        options: dict[str, dict[str, Any]],
+        data_path: Path,
+        key_path: Path,
+        test_path: Path,
+        plain_path: Path,
+        out: Path,
+        out_examples: Path,
+        *,
+        attacker_seed: int,
+        defender_seeds: Sequence[int],
+        attacker_keys: int = 8,
+        num_images: int = 100,
+        train_images: int = 2000,
+        interpolation: str = "bicubic",
+        seed: int = 0,
+        num_examples: int = 4,
+        dataset: str = "cifar10",
+        device: str = "auto",
+        progress: bool = False,
+) -> dict[str, Any]:
+    """The attack stage: run ``attack_names`` (and the ``none`` floor) on the first ``num_images`` test images
+    encrypted with the key at ``key_path``; write the records to ``out`` and the first reconstructions (RGB) to
+    ``out_examples``. The attacker's own images are the first ``train_images`` of the data's training split."""
+    from ..data.transforms import resize_numpy
+    from ..seeding import seed_everything, select_device
+
+    started = time.time()
+    key, scheme = ciphers.load_scheme(key_path)
+    test, plain = load_npz(test_path), load_npz(plain_path)
+    ciphers.require_encrypted_with(test, key.fingerprint, test_path, f"key {key_path}")
+    if num_images > len(plain["x"]):
+        raise EtcbenchError(f"--num-images {num_images} exceeds the {len(plain['x'])} test images of {plain_path}")
+    unknown = sorted(set(options) - set(attack_names))
+    if unknown:
+        raise EtcbenchError(f"--options names attack(s) {', '.join(unknown)} that are not run")
+    names = ["none", *[n for n in attack_names if n != "none"]]
+    runs = [create(n, block_size=key.block_size, **default_options(n, key.scheme, options.get(n, {})))
+            for n in names]
+    seeds = attacker_seeds(attacker_seed, attacker_keys, defender_seeds)
+    pairs = None
+    if any(r.needs_training for r in runs):  # the attacker's pairs: encrypted once, shared by ITN and GAN
+        data = load_npz(data_path)
+        if train_images > len(data["train_x"]):
+            raise EtcbenchError(f"--train-images {train_images} exceeds the {len(data['train_x'])} training images")
+        own = resize_numpy(data["train_x"][:train_images], key.image_size[0], interpolation)
+        pairs = attacker_data(scheme, own, seeds, key)
+    dev = select_device(device)
+    target, reference = test["x"][:num_images], plain["x"][:num_images]
+    records, examples = [], {}
+    for attack in runs:
+        seed_everything(seed)
+        record, rgb = run_attack(attack, scheme, key, target, reference, pairs, seed=seed, device=dev,
+                                 progress=progress)
+        records.append({**record, "dataset": dataset})
+        examples[attack.name] = rgb[:num_examples]
+    save_npz(out_examples, plain=reference[:num_examples], scheme=np.array(key.scheme), attacks=np.array(names),
+             **{f"x_{n}": x for n, x in examples.items()})
+    result = {"records": records, "manifest": manifest("attack", started, time.time(), dev, seed=seed,
+                                                       key_fingerprint=key.fingerprint)}
+    write_json(out, result)
+    return result

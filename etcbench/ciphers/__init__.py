@@ -3,6 +3,10 @@
     >>> from etcbench import ciphers
     >>> scheme = ciphers.create("etc", block_size=16)
     >>> key = scheme.generate_key(seed=1234, image_size=(224, 224))
+    >>> key.scheme, key.block_size, key.image_size
+    ('etc', 16, (224, 224))
+    >>> scheme.encrypted_shape(224, 224)
+    (3, 224, 224)
 
 ``scheme.encrypt(x, key)`` / ``scheme.decrypt(y, key)`` take numpy ``(N, H, W, 3)`` or torch ``(N, 3, H, W)``
 images (uint8, or float in [0, 1]) on any device and give identical results for both. Grayscale-based EtC
@@ -15,9 +19,9 @@ from __future__ import annotations
 from . import ele, etc, etc_gray, le, pe, pixel_shuffle, plain  # noqa: F401  (register the schemes)
 from .base import GatherScheme, Scheme
 from .blocks import from_blocks, to_blocks
-from .keys import Key, load_key, save_key
+from .keys import Key, load_key, require_encrypted_with, save_key
 from .plan import GatherPlan
-from .registry import available, create, register_scheme
+from .registry import available, create, load_scheme, register_scheme
 
 __all__ = [
     "GatherPlan",
@@ -28,7 +32,9 @@ __all__ = [
     "create",
     "from_blocks",
     "load_key",
+    "load_scheme",
     "register_scheme",
+    "require_encrypted_with",
     "save_key",
     "to_blocks",
 ]

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import EtcbenchError
 from ..io import save_npz
 
-__all__ = ["Key", "save_key", "load_key", "KEY_FILE_MODE"]
+__all__ = ["Key", "save_key", "load_key", "require_encrypted_with", "KEY_FILE_MODE"]
 
 KEY_FILE_MODE = 0o600
 _META = "__meta__"
@@ -98,3 +98,13 @@ def load_key(path: str | os.PathLike) -> Key:
         options=meta["options"],
         arrays=arrays,
     )
+
+
+def require_encrypted_with(data: dict[str, Any], fingerprint: str, data_path: str | os.PathLike,
+                           key_name: str) -> None:
+    """Refuse an image set (its ``key_fingerprint`` entry) that was not encrypted with the key of ``fingerprint``.
+
+    ``key_name`` names that key for the message: ``"key results/keys/etc.key.npz"``, ``"the model's key"``.
+    """
+    if str(data["key_fingerprint"]) != fingerprint:
+        raise EtcbenchError(f"{data_path} was not encrypted with {key_name}")

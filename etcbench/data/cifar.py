@@ -24,7 +24,7 @@ from typing import IO, Any
 import numpy as np
 
 from etcbench.errors import EtcbenchError
-from etcbench.io import atomic_write, save_npz, sha256_arrays, write_json
+from etcbench.io import all_or_nothing, atomic_write, save_npz, sha256_arrays, write_json
 
 try:  # numpy >= 2: the implementation lives in numpy._core (numpy.core is a deprecated alias)
     from numpy._core.multiarray import _reconstruct as _np_reconstruct
@@ -252,7 +252,7 @@ def _download(dest: Path, timeout: float = 60.0) -> None:
     hint = f"set {ARCHIVE_ENV} or dataset.archive to a local copy of {ARCHIVE_NAME}"
     log.info("downloading %s to %s", OFFICIAL_URL, dest)
     try:
-        with atomic_write(dest) as out:
+        with atomic_write(dest, output=False) as out:  # a cache, kept for the next run
             h = hashlib.md5(usedforsecurity=False)
             with urllib.request.urlopen(OFFICIAL_URL, timeout=timeout) as resp:
                 while block := resp.read(1 << 20):
@@ -446,17 +446,14 @@ def prepare(
         "idx_sha256": {split: sha256_arrays(out[f"{split}_idx"]) for split in ("train", "val", "test")},
         "classes": classes,
     }
+    writing = out_npz
     try:
-        save_npz(out_npz, **out)
+        with all_or_nothing():  # the json marks completion: no npz without it
+            save_npz(out_npz, **out)
+            writing = out_json
+            write_json(out_json, record)
     except OSError as exc:
-        raise EtcbenchError(f"cannot write {out_npz} ({_one_line(exc)})") from None
-    try:
-        write_json(out_json, record)
-    except BaseException as exc:
-        Path(out_npz).unlink(missing_ok=True)  # the json marks completion: no npz without it
-        if isinstance(exc, OSError):
-            raise EtcbenchError(f"cannot write {out_json} ({_one_line(exc)})") from None
-        raise
+        raise EtcbenchError(f"cannot write {writing} ({_one_line(exc)})") from None
     log.info(
         "wrote %s (train %d, val %d, test %d, seed %d) and %s", out_npz, train_size, val_size, test_size, seed, out_json
     )

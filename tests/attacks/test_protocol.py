@@ -11,7 +11,8 @@ import pytest
 
 from etcbench import attacks, ciphers
 from etcbench.attacks.base import Attack, Reconstruction
-from etcbench.attacks.protocol import attacker_data, attacker_seeds, default_options, run_attack, true_positions
+from etcbench.attacks.protocol import attacker_data, default_options, run_attack, true_positions
+from etcbench.grid import attacker_seeds
 from etcbench.errors import EtcbenchError
 from etcbench.io import save_npz
 
@@ -28,14 +29,6 @@ class Spy(Attack):
 
     def reconstruct(self, encrypted):
         return Reconstruction(np.full_like(encrypted, 128))
-
-
-def test_attacker_seeds_are_disjoint_from_the_defenders():
-    assert attacker_seeds(100, 3, [7, 8]) == [100, 101, 102]
-    with pytest.raises(EtcbenchError, match="include the defender"):
-        attacker_seeds(6, 3, [7, 8])
-    with pytest.raises(EtcbenchError, match="at least one key"):
-        attacker_seeds(100, 0, [7])
 
 
 def test_fit_never_sees_the_target_key_or_the_target_images(natural_images):

@@ -22,10 +22,13 @@ rule encrypt_test:
         data=DATA,
         key="results/keys/{setting}/{scheme}.key.npz",
     output:
-        "results/encrypted/{setting}/{scheme}/test.npz",
+        test="results/encrypted/{setting}/{scheme}/test.npz",
+        examples="results/encrypted/{setting}/{scheme}/examples.npz",
     params:
-        size=image_size,
         interpolation=config["dataset"]["interpolation"],
+        # the first test images plain, encrypted and decrypted, for the report (which opens no key)
+        examples=lambda wildcards, output: f"--out-examples {output.examples} "
+        f"--num-examples {config['report']['num_examples']}",
     log:
         "results/logs/encrypt_test/{setting}-{scheme}.log",
     benchmark:
@@ -34,7 +37,7 @@ rule encrypt_test:
         "../../envs/torch.yaml"
     shell:
         "python -m etcbench encrypt --data {input.data} --key {input.key} --split test "
-        "--image-size {params.size} --interpolation {params.interpolation} --out {output} 2> {log}"
+        "--interpolation {params.interpolation} --out {output.test} {params.examples} 2> {log}"
 
 
 # the "other" key of each scheme (key_seed + 1) and the test set encrypted with it: every model is also tested
@@ -57,7 +60,10 @@ use rule encrypt_test as encrypt_other_test with:
         data=DATA,
         key="results/keys/{setting}/{scheme}.other.key.npz",
     output:
-        "results/encrypted/{setting}/{scheme}/test-other.npz",
+        test="results/encrypted/{setting}/{scheme}/test-other.npz",
+    params:
+        interpolation=config["dataset"]["interpolation"],
+        examples="",
     log:
         "results/logs/encrypt_test/{setting}-{scheme}-other.log",
     benchmark:

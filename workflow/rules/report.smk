@@ -2,17 +2,7 @@ rule make_report:
     input:
         accuracy=accuracy_records(),
         compression=compression_records(),
-        plain=f"results/encrypted/{MAIN_SETTING}/plain/test.npz",
-        encrypted=expand(
-            "results/encrypted/{setting}/{scheme}/test.npz",
-            setting=MAIN_SETTING,
-            scheme=example_schemes(),
-        ),
-        key_files=expand(
-            "results/keys/{setting}/{scheme}.key.npz",
-            setting=MAIN_SETTING,
-            scheme=example_schemes(),
-        ),
+        examples=example_files(),
         attacks=attack_records(),
         attack_examples=attack_examples(),
     output:
@@ -75,7 +65,6 @@ rule make_report:
         config="results/report/config.yaml",
     params:
         config=resolved_config,
-        examples=example_specs,
         num_examples=config["report"]["num_examples"],
     log:
         "results/logs/make_report.log",
@@ -83,6 +72,6 @@ rule make_report:
         "../../envs/report.yaml"
     shell:
         "python -m etcbench report --accuracy {input.accuracy} --compression {input.compression} "
-        "--plain {input.plain} --examples {params.examples} --num-examples {params.num_examples} "
+        "--examples {input.examples} --num-examples {params.num_examples} "
         "--attacks {input.attacks} --attack-examples {input.attack_examples} "
         "--config {params.config:q} --out-dir results/report 2> {log}"

@@ -7,7 +7,6 @@ rule train_model:
         model="results/models/{setting}/{scheme}/{model}/seed{seed}/model.pt",
         metrics="results/models/{setting}/{scheme}/{model}/seed{seed}/metrics.json",
     params:
-        size=image_size,
         interpolation=config["dataset"]["interpolation"],
         options=model_options,
         recipe=train_recipe,
@@ -25,7 +24,7 @@ rule train_model:
     shell:
         "python -m etcbench train --data {input.data} --key {input.key} --test {input.test} "
         "--model {wildcards.model} --model-options {params.options:q} --recipe {params.recipe:q} "
-        "--pretrained {params.pretrained:q} --seed {wildcards.seed} --image-size {params.size} "
+        "--pretrained {params.pretrained:q} --seed {wildcards.seed} "
         "--interpolation {params.interpolation} --dataset {params.dataset} --device {params.device} "
         "--threads {threads} --state-dir {params.state} "
         "--out-model {output.model} --out-metrics {output.metrics} 2> {log}"

@@ -1,0 +1,69 @@
+"""The compression stage: JPEG-code an encrypted test set at several qualities, decode it, decrypt it, and record
+the rate (bits per pixel of the RGB image) and the distortion (PSNR against the plain images)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import ciphers, jpeg
+from .errors import EtcbenchError
+from .io import load_npz, save_npz, write_json
+from .manifest import manifest
+from .metrics import psnr_per_image
+
+__all__ = ["compress_paths", "compress_set"]
+
+log = logging.getLogger(__name__)
+
+
+def compress_paths(out_dir: Path, quality: int, subsampling: str) -> tuple[Path, Path]:
+    """The decoded images (.npz) and the record (.json) :func:`compress_set` writes for one JPEG quality."""
+    stem = Path(out_dir) / f"q{quality}-{subsampling}"
+    return stem.with_suffix(".npz"), stem.with_suffix(".json")
+
+
+def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int], subsampling: str, out_dir: Path,
+                 workers: int | None = None, dataset: str = "cifar10") -> list[dict[str, Any]]:
+    """Code the encrypted set ``images`` at each quality; write the decoded images and a record per quality.
+
+    Every setting is checked before the first file is written. Returns the records.
+    """
+    key, scheme = ciphers.load_scheme(key_path)
+    enc, reference = load_npz(images), load_npz(plain)
+    ciphers.require_encrypted_with(enc, key.fingerprint, images, f"key {key_path}")
+    n, h, w = reference["x"].shape[:3]
+    c, hp, wp = scheme.encrypted_shape(h, w)
+    if enc["x"].shape != (n, hp, wp, c):
+        raise EtcbenchError(f"{images} holds images of shape {enc['x'].shape[1:]}, but {key.scheme} encrypts the "
+                            f"{h}x{w} images of {plain} to {(hp, wp, c)}")
+    if scheme.plane_subsampling is not None and subsampling != scheme.plane_subsampling:
+        raise EtcbenchError(f"{key.scheme} builds {scheme.plane_subsampling} chroma into its grayscale plane (a "
+                            f"grayscale JPEG has no chroma subsampling): use --subsampling {scheme.plane_subsampling}")
+    if len(set(qualities)) != len(qualities):
+        raise EtcbenchError(f"--quality needs distinct values in 1..100, got {' '.join(map(str, qualities))}")
+    for quality in qualities:
+        jpeg.check_settings(quality, subsampling)
+    records = []
+    for quality in qualities:
+        started = time.time()
+        decoded, nbytes = jpeg.roundtrip(enc["x"], quality, subsampling, workers)
+        bpp = jpeg.bits_per_pixel(nbytes, h, w)  # per pixel of the RGB image, whatever the encrypted layout
+        psnr = psnr_per_image(reference["x"], scheme.decrypt(decoded, key))
+        record = {"dataset": dataset, "image_size": int(h), "block_size": key.block_size, "scheme": key.scheme,
+                  "jpeg_quality": quality, "subsampling": subsampling, "bpp": float(bpp.mean()),
+                  "bpp_std": float(bpp.std()), "psnr": float(psnr.mean()), "psnr_std": float(psnr.std()),
+                  "n_images": int(len(decoded)), "jpeg_aligned": scheme.jpeg_aligned(subsampling),
+                  "jpeg_mode": "gray" if c == 1 else "ycbcr", "key_fingerprint": key.fingerprint}
+        out_images, out_record = compress_paths(out_dir, quality, subsampling)
+        save_npz(out_images, x=decoded, y=enc["y"], key_fingerprint=enc["key_fingerprint"],
+                 jpeg_quality=np.array(quality), subsampling=np.array(subsampling))
+        write_json(out_record, {"record": record, "manifest": manifest("compress", started, time.time(),
+                                                                      encoder=jpeg.libjpeg_version())})
+        log.info("%s q%d %s: %.3f bpp, PSNR %.2f dB", key.scheme, quality, subsampling, record["bpp"], record["psnr"])
+        records.append(record)
+    return records

@@ -1,0 +1,62 @@
+"""The key and encryption stages: a scheme's key from a seed, and a data split encrypted with a key.
+
+The encryption stage also writes the first few images of the split three ways (plain, encrypted as a reader would
+see them, decrypted again): the report shows those and never opens a key.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import ciphers
+from .errors import EtcbenchError
+from .io import load_npz, save_npz, write_json
+
+__all__ = ["encrypt_split", "make_key"]
+
+log = logging.getLogger(__name__)
+
+
+def make_key(scheme_name: str, block_size: int, image_size: int, seed: int, options: dict[str, Any], out: Path,
+             info: Path) -> ciphers.Key:
+    """Draw ``scheme_name``'s key for ``image_size`` square images from ``seed``; write it (0600) and its public
+    record (scheme, sizes, options, fingerprint)."""
+    scheme = ciphers.create(scheme_name, block_size=block_size, **options)
+    key = scheme.generate_key(seed=seed, image_size=(image_size, image_size))
+    ciphers.save_key(key, out)
+    write_json(info, {"scheme": key.scheme, "block_size": key.block_size, "image_size": list(key.image_size),
+                      "options": key.options, "key_fingerprint": key.fingerprint})
+    log.info("key %s for %r written to %s (mode 0600)", key.key_id, scheme_name, out)
+    return key
+
+
+def encrypt_split(data_path: Path, key_path: Path, out: Path, split: str = "test", interpolation: str = "bicubic",
+                  out_examples: Path | None = None, num_examples: int = 6) -> None:
+    """Resize ``split`` of the data to the key's image size, encrypt it and write it with the key's fingerprint.
+
+    With ``out_examples``, the first ``num_examples`` images are also written plain, encrypted (a grayscale plane
+    as one channel) and decrypted again, for the report.
+    """
+    key, scheme = ciphers.load_scheme(key_path)
+    data = load_npz(data_path)
+    if f"{split}_x" not in data:
+        raise EtcbenchError(f"{data_path} has no split {split!r}")
+    x = data[f"{split}_x"]
+    height, width = key.image_size
+    if height != width:
+        raise EtcbenchError(f"key {key_path} is for {height}x{width} images; the splits are resized to squares")
+    if x.shape[1:3] != (height, width):  # torch (the training resize) only where a resize is needed
+        from .data.transforms import resize_numpy
+
+        x = resize_numpy(x, height, interpolation)
+    y = scheme.encrypt(x, key)
+    save_npz(out, x=y, y=data[f"{split}_y"], key_fingerprint=np.array(key.fingerprint), scheme=np.array(key.scheme))
+    if out_examples is not None:
+        shown = y[:num_examples]
+        save_npz(out_examples, plain=x[:num_examples], encrypted=shown[..., 0] if shown.shape[-1] == 1 else shown,
+                 decrypted=scheme.decrypt(shown, key), scheme=np.array(key.scheme))
+    log.info("%d %s images encrypted with %s key %s", len(y), split, key.scheme, key.key_id)
