@@ -3,7 +3,7 @@
     >>> from etcbench import attacks
     >>> attack = attacks.create("fr", block_size=16)
     >>> attack
-    FeatureReconstruction(block_size=16, color='mean')
+    FeatureReconstruction(block_size=16, color='keep', stretch=False)
     >>> attacks.available()
     ['fr', 'gan', 'itn', 'jigsaw', 'none']
 

@@ -4,29 +4,28 @@ Chang, Guo, Chen, Deng et al. (feature reconstruction attack on learnable image 
 ``docs/paper.md`` of the suite, section 10. No training: every value of the encrypted image goes through a fixed
 map.
 
-Method (the basic form against NP-based encryption):
+Method (the basic form against NP-based encryption, as the lab's robustness code runs it, the default here): fold
+every value, ``v -> 255 - v`` when ``v > 127``, channel by channel, so ``v`` and ``255 - v`` give the same result
+and a random negative-positive inversion (per block, per pixel or per value) disappears up to that fold. The output
+lies in ``0..127`` and shows edges and shapes (a value close to 0 or 255 maps near 0, mid-grey near 127); it is
+scored as it is, so the SSIM is comparable with the lab's.
 
-1. fold every value: ``v -> 255 - v`` when ``v > 127``, so ``v`` and ``255 - v`` give the same result and a random
-   negative-positive inversion (per block, per pixel or per value) disappears up to that fold; the output lies
-   in ``0..127`` and shows edges and shapes (a value close to 0 or 255 maps near 0, mid-grey maps near 127);
-2. stretch to the full range: ``u -> round(u * 255 / 127)``, so 127 maps to 255 (display and scoring in 0..255);
-3. with ``color="mean"`` replace the three folded channels by their per-pixel mean before the stretch, a
-   channel-symmetric statistic that also neutralises colour-channel shuffling (any permutation of a pixel's
-   channels gives the same mean); ``color="keep"`` leaves the channels as they are.
+Two options give the form etcbench used before (``color="mean", stretch=True``):
+
+* ``stretch=True``: ``u -> round(u * 255 / 127)`` after the fold, so 127 maps to 255 (round half to even, no
+  clipping needed). SSIM is not gain-invariant, so stretched and lab scores are not comparable.
+* ``color="mean"``: the per-pixel mean of the three folded channels in every channel, a channel-symmetric
+  statistic that also neutralises colour-channel shuffling (any permutation of a pixel's channels gives the same
+  mean); rounded once (in the stretch, or to the nearest integer without it). ``color="keep"`` (the default)
+  leaves the channels as they are. One-channel images (grayscale-based EtC) pass through either mode unchanged
+  apart from fold and stretch.
 
 What FR gives. Its output is an edge/shape map, not an estimate of the plain colours: the fold maps bright and
 dark regions alike to dark values and mid-tones to bright ones. Its SSIM against the plain image is therefore
-limited even on unencrypted input; the tests check its invariances (to NP inversion and to colour shuffling)
-exactly instead. FR does not restore block positions or undo block rotation/flip: the output keeps the encrypted
-image's block layout.
-
-Choices the literature leaves open, fixed here:
-    * fold threshold: ``v > 127`` folds (127 stays, 128 becomes 127), so the output of step 1 is ``min(v, 255 - v)``;
-    * stretch: ``* 255 / 127`` with round half to even and no clipping needed (the result lies in 0..255);
-    * colour: the per-pixel mean of the three folded channels (``"mean"``, the default) rather than the sorted
-      channels; it is rounded only once, in the stretch; one-channel images (grayscale-based EtC) pass through
-      either mode unchanged apart from fold and stretch;
-    * LE's 16-auxiliary-image variant that recovers the in-block permutation of a shared key is not implemented.
+limited even on unencrypted input; the tests check its invariances (to NP inversion and, in mean mode, to colour
+shuffling) exactly. FR does not restore block positions or undo block rotation/flip: the output keeps the
+encrypted image's block layout. LE's 16-auxiliary-image variant that recovers the in-block permutation of a shared
+key is not implemented.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from .base import Attack, Reconstruction, register_attack
 
 __all__ = ["FeatureReconstruction", "COLOR_MODES", "fold"]
 
-COLOR_MODES = ("mean", "keep")
+COLOR_MODES = ("keep", "mean")
 _STRETCH = 255.0 / 127.0
 
 
@@ -50,39 +49,48 @@ def fold(x: np.ndarray) -> np.ndarray:
 
 @register_attack("fr")
 class FeatureReconstruction(Attack):
-    """FR-Attack: fold away negative-positive inversion, optionally average the channels, stretch to 0..255.
+    """FR-Attack: fold away negative-positive inversion channel by channel (the lab's form); optionally average
+    the channels and stretch to 0..255.
 
     Args:
         block_size: the scheme's block size (recorded; FR works value by value and ignores it).
-        color: ``"mean"`` (per-pixel mean of the folded channels in every channel, neutralises colour shuffling)
-            or ``"keep"`` (fold each channel separately).
+        color: ``"keep"`` (fold each channel separately, the lab's) or ``"mean"`` (per-pixel mean of the folded
+            channels in every channel, neutralises colour shuffling).
+        stretch: scale the folded values ``0..127`` to ``0..255`` (not the lab's).
 
     Examples:
         >>> import numpy as np
         >>> import etcbench.attacks.fr
         >>> from etcbench import attacks
         >>> x = np.array([[[[0, 127, 128]]]], dtype=np.uint8)
-        >>> attacks.create("fr", block_size=1, color="keep").reconstruct(x).images.ravel().tolist()
+        >>> attacks.create("fr", block_size=1).reconstruct(x).images.ravel().tolist()
+        [0, 127, 127]
+        >>> attacks.create("fr", block_size=1, stretch=True).reconstruct(x).images.ravel().tolist()
         [0, 255, 255]
     """
 
-    def __init__(self, block_size: int, color: Literal["mean", "keep"] = "mean") -> None:
+    def __init__(self, block_size: int, color: Literal["keep", "mean"] = "keep", stretch: bool = False) -> None:
         super().__init__(block_size)
         if color not in COLOR_MODES:
             raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
+        if not isinstance(stretch, bool):
+            raise ValueError(f"stretch must be true or false, got {stretch!r}")
         self.color = color
+        self.stretch = stretch
 
     def reconstruct(self, encrypted: np.ndarray) -> Reconstruction:
-        """Fold, (average,) stretch; ``(N, H, W, C)`` uint8 in, same shape uint8 out."""
+        """Fold, (average,) (stretch); ``(N, H, W, C)`` uint8 in, same shape uint8 out."""
         encrypted = np.asarray(encrypted)
         if encrypted.dtype != np.uint8 or encrypted.ndim != 4:
             raise ValueError(f"FR needs (N, H, W, C) uint8 images, got {encrypted.dtype} of shape {encrypted.shape}")
         folded = fold(encrypted)
+        if self.color == "keep" and not self.stretch:
+            return Reconstruction(images=folded)
+        gain = _STRETCH if self.stretch else 1.0
         if self.color == "mean":
-            # exact integer mean: sum in int32, then one rounding in the stretch
+            # exact integer mean: sum in int32, then one rounding
             total = folded.sum(axis=-1, dtype=np.int32, keepdims=True)
-            value = total * (_STRETCH / encrypted.shape[-1])
-            out = np.broadcast_to(np.rint(value), encrypted.shape)
+            out = np.broadcast_to(np.rint(total * (gain / encrypted.shape[-1])), encrypted.shape)
         else:
-            out = np.rint(folded * _STRETCH)
+            out = np.rint(folded * gain)
         return Reconstruction(images=np.clip(out, 0, 255).astype(np.uint8))

@@ -1,4 +1,5 @@
-"""FR-Attack: exact invariances to negative-positive inversion and colour shuffling, shapes, one channel."""
+"""FR-Attack: the lab's per-channel fold against a step-by-step reimplementation; exact invariances to
+negative-positive inversion and colour shuffling, shapes, one channel, in the lab's form and the stretched one."""
 
 from __future__ import annotations
 
@@ -10,16 +11,40 @@ from etcbench import attacks, ciphers
 from etcbench.ciphers.etc import CHANNEL_PERMS
 
 
-def fr(x: np.ndarray, color: str = "mean") -> np.ndarray:
-    return attacks.create("fr", block_size=4, color=color).reconstruct(x).images
+def fr(x: np.ndarray, color: str = "mean", stretch: bool = True) -> np.ndarray:
+    """The earlier etcbench form by default (mean, stretched); ``stretch=False, color="keep"`` is the lab's."""
+    return attacks.create("fr", block_size=4, color=color, stretch=stretch).reconstruct(x).images
 
 
+def lab_fold(x: np.ndarray) -> np.ndarray:
+    """The lab's FR step by step: every value above 127 becomes 255 minus it, every channel on its own."""
+    out = x.copy()
+    for index in np.ndindex(x.shape):
+        if int(x[index]) > 127:
+            out[index] = 255 - int(x[index])
+    return out
+
+
+def test_default_is_the_labs_per_channel_fold(natural_images):
+    x = natural_images[:2, :16, :16]
+    np.testing.assert_array_equal(attacks.create("fr", block_size=4).reconstruct(x).images, lab_fold(x))
+    np.testing.assert_array_equal(fr(x, "keep", stretch=False), lab_fold(x))
+    assert attacks.create("fr", block_size=4).options == {"color": "keep", "stretch": False}
+
+
+def test_unstretched_mean_is_the_rounded_channel_mean_of_the_fold(natural_images):
+    x = natural_images[:2, :8, :8]
+    expected = np.rint(lab_fold(x).astype(np.float64).mean(axis=-1, keepdims=True))
+    np.testing.assert_array_equal(fr(x, "mean", stretch=False), np.broadcast_to(expected, x.shape).astype(np.uint8))
+
+
+@pytest.mark.parametrize("stretch", [False, True])
 @pytest.mark.parametrize("color", ["mean", "keep"])
-def test_invariant_to_any_inversion_mask(natural_images, color):
+def test_invariant_to_any_inversion_mask(natural_images, color, stretch):
     mask = np.random.default_rng(0).random(natural_images.shape) < 0.5  # per value, the finest NP there is
     inverted = np.where(mask, 255 - natural_images, natural_images)
-    np.testing.assert_array_equal(fr(inverted, color), fr(natural_images, color))
-    np.testing.assert_array_equal(fr(255 - natural_images, color), fr(natural_images, color))
+    np.testing.assert_array_equal(fr(inverted, color, stretch), fr(natural_images, color, stretch))
+    np.testing.assert_array_equal(fr(255 - natural_images, color, stretch), fr(natural_images, color, stretch))
 
 
 def test_mean_mode_is_invariant_to_colour_permutation(natural_images):
@@ -53,7 +78,7 @@ def test_real_ciphers_shapes_and_invariance(natural_images):
     etc = ciphers.create("etc", block_size=16)
     key = etc.generate_key(seed=4, image_size=(64, 64))
     enc = etc.encrypt(natural_images, key)
-    out = attacks.create("fr", block_size=16).reconstruct(enc)
+    out = attacks.create("fr", block_size=16, color="mean", stretch=True).reconstruct(enc)
     assert out.images.shape == natural_images.shape and out.images.dtype == np.uint8
     # same seed, NP and colour shuffle off: the same block positions and rotations (each step has its own seed child)
     no_np_shuffle = ciphers.create("etc", block_size=16, negative_positive=False, color_shuffle=False)
@@ -71,8 +96,8 @@ def test_one_channel_planes(color):
 
 
 def test_options_and_bad_input():
-    attack = attacks.create("fr", block_size=16)
-    assert attack.options == {"color": "mean"} and not attack.needs_training
+    attack = attacks.create("fr", block_size=16, color="mean", stretch=True)
+    assert attack.options == {"color": "mean", "stretch": True} and not attack.needs_training
     assert attack.fit(np.zeros((1, 16, 16, 3), np.uint8), np.zeros((1, 16, 16, 3), np.uint8)) == {}
     with pytest.raises(ValueError, match="color"):
         attacks.create("fr", block_size=16, color="sorted")
@@ -80,3 +105,5 @@ def test_options_and_bad_input():
         attack.reconstruct(np.zeros((1, 16, 16, 3), np.float32))
     with pytest.raises(ValueError, match="uint8"):
         attack.reconstruct(np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match="stretch"):
+        attacks.create("fr", block_size=16, stretch="yes")
