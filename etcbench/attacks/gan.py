@@ -53,15 +53,17 @@ class GANAttack(InverseNetworkAttack):
         eval_batch_size: batch size of validation and reconstruction (256).
         train_crop: side of the random window training batches are cut to (``None``: whole images; see
             :mod:`.training`).
+        code_width: the generator's code channels (``None``: ``C*M*M``; see :mod:`.networks`).
     """
 
     side_multiple = 8
 
     def __init__(self, block_size: int, arch: Literal["block", "pixel"] = "block", epochs: int = 3,
                  batch_size: int = 64, lr: float = 2e-4, beta1: float = 0.5, adv_weight: float = 0.01,
-                 val_fraction: float = 0.1, eval_batch_size: int = 256, train_crop: int | None = None) -> None:
+                 val_fraction: float = 0.1, eval_batch_size: int = 256, train_crop: int | None = None,
+                 code_width: int | None = None) -> None:
         super().__init__(block_size, arch=arch, epochs=epochs, batch_size=batch_size, val_fraction=val_fraction,
-                         eval_batch_size=eval_batch_size, train_crop=train_crop)
+                         eval_batch_size=eval_batch_size, train_crop=train_crop, code_width=code_width)
         if lr <= 0 or not 0 <= beta1 < 1 or adv_weight < 0:
             raise ValueError(f"need lr > 0, 0 <= beta1 < 1, adv_weight >= 0; got {lr}, {beta1}, {adv_weight}")
         self.lr = float(lr)
@@ -69,7 +71,7 @@ class GANAttack(InverseNetworkAttack):
         self.adv_weight = float(adv_weight)
 
     def _setup(self, channels: int) -> None:
-        self.network = inverse_network(channels, self.block_size, self.arch).to(self.device)
+        self.network = inverse_network(channels, self.block_size, self.arch, self.code_width).to(self.device)
         self.discriminator = discriminator(channels).to(self.device)
         betas = (self.beta1, 0.999)
         self.g_optimizer = torch.optim.Adam(self.network.parameters(), lr=self.lr, betas=betas)

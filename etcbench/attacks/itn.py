@@ -48,6 +48,9 @@ class InverseTransformationNetwork(InverseNetworkAttack):
         weight_decay: SGD weight decay (5e-4).
         val_fraction: share of the pairs held out to pick the best epoch (0.1).
         eval_batch_size: batch size of validation and reconstruction (256).
+        train_crop: side of the random window training batches are cut to (``None``: whole images; see
+            :mod:`.training`).
+        code_width: the block network's code channels (``None``: ``C*M*M``; see :mod:`.networks`).
 
     Examples:
         >>> import numpy as np
@@ -64,9 +67,10 @@ class InverseTransformationNetwork(InverseNetworkAttack):
 
     def __init__(self, block_size: int, arch: Literal["block", "pixel"] = "block", epochs: int = 5,
                  batch_size: int = 128, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 val_fraction: float = 0.1, eval_batch_size: int = 256, train_crop: int | None = None) -> None:
+                 val_fraction: float = 0.1, eval_batch_size: int = 256, train_crop: int | None = None,
+                 code_width: int | None = None) -> None:
         super().__init__(block_size, arch=arch, epochs=epochs, batch_size=batch_size, val_fraction=val_fraction,
-                         eval_batch_size=eval_batch_size, train_crop=train_crop)
+                         eval_batch_size=eval_batch_size, train_crop=train_crop, code_width=code_width)
         if lr <= 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"need lr > 0, momentum >= 0, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}")
         self.lr = float(lr)
@@ -74,7 +78,7 @@ class InverseTransformationNetwork(InverseNetworkAttack):
         self.weight_decay = float(weight_decay)
 
     def _setup(self, channels: int) -> None:
-        self.network = inverse_network(channels, self.block_size, self.arch).to(self.device)
+        self.network = inverse_network(channels, self.block_size, self.arch, self.code_width).to(self.device)
         self.optimizer = torch.optim.SGD(self.network.parameters(), lr=self.lr, momentum=self.momentum,
                                          weight_decay=self.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=list(MILESTONES),

@@ -12,10 +12,12 @@ blocks using
   spectral normalisation.
 
 Choices the literature leaves open, fixed here:
-    * block size ``M``: the block network is re-parameterised with stem kernel and stride ``M``, a ``32*M*M``-channel
-      third layer and ``PixelShuffle(M)`` (paper.md section 10, "Scaling"); for ``M = 4`` it is exactly the lab's
-      network. At ``M = 16`` the third layer has 8192 channels (0.4 M weights), which is still cheap as it runs
-      once per block;
+    * block size ``M``: the block network is re-parameterised with stem kernel and stride ``M``, a code of
+      ``C*M*M`` channels (full rank: the 48 of the lab's network is ``3*4*4``, a 16x bottleneck if kept at
+      ``M = 16``; ``code_width`` sets another), a ``32*M*M``-channel third layer and ``PixelShuffle(M)`` (paper.md
+      section 10, "Scaling"); for ``M = 4`` and colour images it is exactly the lab's network. At ``M = 16`` the
+      code has 768 channels and the third layer 8192 (6.3 M weights), which is still cheap as it runs once per
+      block;
     * channels ``C``: 3 for colour schemes, 1 for the grayscale planes of grayscale-based EtC (``C`` in and out);
     * pixel network: BatchNorm + ReLU after each hidden 1x1 convolution (3->64->128->256), none after the last;
     * convolutions before BatchNorm carry no bias (it would be cancelled by the BN shift); the final projections do;
@@ -33,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-__all__ = ["ARCHS", "Discriminator", "discriminator", "inverse_network"]
+__all__ = ["ARCHS", "Discriminator", "code_width_for", "discriminator", "inverse_network"]
 
 ARCHS = ("block", "pixel")
 
@@ -42,22 +44,33 @@ def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 1, stride: int = 1) -> li
     return [nn.Conv2d(c_in, c_out, kernel, stride, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
-def inverse_network(channels: int, block_size: int, arch: Literal["block", "pixel"] = "block") -> nn.Sequential:
+def code_width_for(channels: int, block_size: int, code_width: int | None = None) -> int:
+    """The block network's code width: ``code_width``, or ``C*M*M`` (one code channel per value of a block)."""
+    if code_width is None:
+        return channels * block_size * block_size
+    if isinstance(code_width, bool) or not isinstance(code_width, int) or code_width < 1:
+        raise ValueError(f"code_width must be a positive integer or null (C*M*M), got {code_width!r}")
+    return code_width
+
+
+def inverse_network(channels: int, block_size: int, arch: Literal["block", "pixel"] = "block",
+                    code_width: int | None = None) -> nn.Sequential:
     """The ITN (encrypted -> plain), inputs and outputs in ``[-1, 1]`` of shape ``(N, C, H, W)``.
 
     Args:
         channels: ``C``, 3 for colour images, 1 for grayscale planes.
         block_size: ``M``; for ``arch="block"`` H and W must be multiples of it (unused by ``"pixel"``).
         arch: ``"block"`` (block-wise encoder/decoder, for block schemes) or ``"pixel"`` (1x1 convolutions, for PE).
+        code_width: channels of the block network's code (:func:`code_width_for`; default ``C*M*M``).
     """
     if channels < 1:
         raise ValueError(f"channels must be positive, got {channels}")
     if block_size < 1:
         raise ValueError(f"block size must be positive, got {block_size}")
     if arch == "block":
-        m = block_size
-        layers = [*_conv_bn_relu(channels, 48, kernel=m, stride=m), *_conv_bn_relu(48, 48),
-                  *_conv_bn_relu(48, 32 * m * m), nn.PixelShuffle(m), nn.Conv2d(32, channels, 1), nn.Tanh()]
+        m, code = block_size, code_width_for(channels, block_size, code_width)
+        layers = [*_conv_bn_relu(channels, code, kernel=m, stride=m), *_conv_bn_relu(code, code),
+                  *_conv_bn_relu(code, 32 * m * m), nn.PixelShuffle(m), nn.Conv2d(32, channels, 1), nn.Tanh()]
     elif arch == "pixel":
         layers = [*_conv_bn_relu(channels, 64), *_conv_bn_relu(64, 128), *_conv_bn_relu(128, 256),
                   nn.Conv2d(256, channels, 1), nn.Tanh()]

@@ -41,7 +41,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .base import Attack, Reconstruction
-from .networks import ARCHS
+from .networks import ARCHS, code_width_for
 
 __all__ = ["InverseNetworkAttack", "check_images", "from_unit", "split_indices", "to_unit"]
 
@@ -95,13 +95,16 @@ class InverseNetworkAttack(Attack):
         eval_batch_size: batch size of validation and :meth:`reconstruct`.
         train_crop: side of the random window each training batch is cut to (``None``: whole images); a
             multiple of the block size (block network) and of ``side_multiple``.
+        code_width: code channels of the block network (``None``: ``C*M*M``, full rank; the lab's 48 is that at
+            ``M = 4``); the width used is recorded in the fit statistics.
     """
 
     needs_training = True
     side_multiple = 1  # extra constraint on H and W (the GAN's discriminator needs multiples of 8)
 
     def __init__(self, block_size: int, arch: str = "block", epochs: int = 5, batch_size: int = 128,
-                 val_fraction: float = 0.1, eval_batch_size: int = 256, train_crop: int | None = None) -> None:
+                 val_fraction: float = 0.1, eval_batch_size: int = 256, train_crop: int | None = None,
+                 code_width: int | None = None) -> None:
         super().__init__(block_size)
         if arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
@@ -111,6 +114,8 @@ class InverseNetworkAttack(Attack):
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
         self.arch = arch
+        code_width_for(3, self.block_size, code_width)  # checks the value
+        self.code_width = code_width
         if train_crop is not None:
             step = self._crop_step()
             if not isinstance(train_crop, (int, np.integer)) or train_crop < 1 or train_crop % step:
@@ -231,7 +236,9 @@ class InverseNetworkAttack(Attack):
                 "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "train_images": train_images,
                 "train_seconds": train_seconds,
                 "images_per_s": train_images / train_seconds if train_seconds > 0 else float("nan"),
-                "device": str(self.device)}
+                "device": str(self.device), "parameters": sum(p.numel() for p in self.network.parameters()),
+                "code_width": (code_width_for(self.channels, self.block_size, self.code_width)
+                               if self.arch == "block" else None)}
 
     def _window(self, sides: tuple[int, int], generator: torch.Generator) -> tuple[slice, slice]:
         """The training window of one batch: whole images, or a random ``train_crop`` square on the crop grid."""

@@ -64,7 +64,7 @@ def test_options_and_bad_input():
     assert attack.needs_training
     assert attack.options == {"arch": "block", "epochs": 3, "batch_size": 64, "val_fraction": 0.1,
                               "eval_batch_size": 256, "train_crop": None, "lr": 2e-4, "beta1": 0.5,
-                              "adv_weight": 0.01}
+                              "adv_weight": 0.01, "code_width": None}
     with pytest.raises(RuntimeError, match="fit"):
         attack.reconstruct(np.zeros((1, 8, 8, 3), np.uint8))
     x = np.zeros((4, 12, 12, 3), np.uint8)  # multiples of the block size, not of 8 (the discriminator's stride)

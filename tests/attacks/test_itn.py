@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from etcbench import attacks, ciphers
-from etcbench.attacks.networks import discriminator, inverse_network
+from etcbench.attacks.networks import code_width_for, discriminator, inverse_network
 from etcbench.metrics import ssim_per_image
 
 from attack_helpers import HELD_OUT, crops
@@ -41,6 +41,24 @@ def test_networks_shapes_and_the_lab_layers():
         d(torch.zeros(1, 1, 12, 16))
     with pytest.raises(ValueError, match="arch"):
         inverse_network(3, 4, "unet")
+
+
+@pytest.mark.parametrize("m", [4, 8, 16])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_code_is_full_rank_at_every_block_size(m, channels):
+    """The code has one channel per value of a block (C*M*M), so the stem can be injective on a block; the lab's 48
+    channels are that at M = 4, and ``code_width`` sets another width (recorded by the attacks)."""
+    net = inverse_network(channels, m, "block")
+    stem = net[0].weight.detach()
+    assert stem.shape == (channels * m * m, channels, m, m)
+    assert torch.linalg.matrix_rank(stem.reshape(len(stem), -1).double()) == channels * m * m
+    narrow = inverse_network(channels, m, "block", code_width=48)
+    assert narrow[0].out_channels == 48 and narrow[3].in_channels == 48
+    y = net(torch.rand(2, channels, 2 * m, m) * 2 - 1)
+    assert y.shape == (2, channels, 2 * m, m)
+    assert code_width_for(channels, m) == channels * m * m
+    with pytest.raises(ValueError, match="code_width"):
+        code_width_for(channels, m, 0)
 
 
 def test_learns_the_identity_on_held_out_crops(natural_images):
@@ -108,7 +126,7 @@ def test_options_and_bad_input():
     assert attack.needs_training
     assert attack.options == {"arch": "block", "epochs": 5, "batch_size": 128, "val_fraction": 0.1,
                               "eval_batch_size": 256, "train_crop": None, "lr": 0.01, "momentum": 0.9,
-                              "weight_decay": 5e-4}
+                              "weight_decay": 5e-4, "code_width": None}
     x = np.zeros((4, 8, 8, 3), np.uint8)
     with pytest.raises(RuntimeError, match="fit"):
         attack.reconstruct(x)
@@ -160,3 +178,11 @@ def test_train_crop_bad_values():
     x = np.zeros((4, 8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="exceeds"):
         attacks.create("itn", block_size=4, train_crop=12).fit(x, x)
+
+
+@pytest.mark.parametrize(("options", "width"), [({}, 3 * 4 * 4), ({"code_width": 16}, 16)])
+def test_the_code_width_used_is_recorded(options, width):
+    x = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    attack = attacks.create("itn", block_size=4, epochs=1, batch_size=8, **options)
+    stats = attack.fit(x, 255 - x, seed=0)
+    assert stats["code_width"] == width and attack.options["code_width"] == options.get("code_width")
