@@ -39,6 +39,21 @@ def test_every_stage_has_help():
         assert exc.value.code == 0
 
 
+def test_scheme_and_model_choices_are_the_registries_names(capsys, monkeypatch):
+    from etcbench import models
+
+    monkeypatch.setenv("COLUMNS", "1000")  # help on one line per option
+    parser = build_parser()
+    for stage, option, names in (("keygen", "--scheme", ciphers.available()), ("train", "--model", models.available())):
+        with pytest.raises(SystemExit):
+            parser.parse_args([stage, "--help"])
+        help_text = capsys.readouterr().out
+        assert f"one of {', '.join(names)}" in help_text, (stage, help_text)
+        action = next(a for a in parser._subparsers._group_actions[0].choices[stage]._actions
+                      if option in a.option_strings)
+        assert list(action.choices) == names and "rot13" not in action.choices
+
+
 def test_truncated_archive(tmp_path, cifar_archive):
     bad = tmp_path / "cifar.tar.gz"
     with open(cifar_archive, "rb") as fh:
