@@ -21,8 +21,6 @@ from typing import Any
 from .errors import EtcbenchError
 from .io import all_or_nothing, json_object
 
-log = logging.getLogger("etcbench")
-
 
 def _json_arg(text: str) -> dict[str, Any]:
     try:

@@ -22,7 +22,7 @@ from typing import Any
 from .errors import EtcbenchError
 
 __all__ = ["GridError", "accuracy_records", "attack_runs", "attacker_seeds", "check_grid", "compression_records",
-           "jpeg_variants", "plane_subsampling", "setting_id", "train_cells"]
+           "jpeg_subsamplings", "jpeg_variants", "plane_subsampling", "setting_id", "train_cells"]
 
 
 class GridError(EtcbenchError):
@@ -96,11 +96,15 @@ def train_cells(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
             for scheme, models in entry["schemes"].items() for model in models]
 
 
-def jpeg_variants(config: Mapping[str, Any], scheme: str) -> list[str]:
-    """``q<quality>-<subsampling>`` of every JPEG set of ``scheme``: grayscale planes at their own subsampling."""
+def jpeg_subsamplings(config: Mapping[str, Any], scheme: str) -> list[str]:
+    """The chroma subsamplings ``scheme`` is coded at: grayscale planes at their own only."""
     planes = plane_subsampling(scheme)
-    subsampling = [planes] if planes else config["jpeg"]["subsampling"]
-    return [f"q{q}-{s}" for q in config["jpeg"]["qualities"] for s in subsampling]
+    return [planes] if planes else list(config["jpeg"]["subsampling"])
+
+
+def jpeg_variants(config: Mapping[str, Any], scheme: str) -> list[str]:
+    """``q<quality>-<subsampling>`` of every JPEG set of ``scheme``."""
+    return [f"q{q}-{s}" for q in config["jpeg"]["qualities"] for s in jpeg_subsamplings(config, scheme)]
 
 
 def accuracy_records(config: Mapping[str, Any]) -> list[str]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from . import config as cfg
 from .errors import EtcbenchError
-from .grid import check_grid, jpeg_variants
+from .grid import check_grid, jpeg_subsamplings
 from .io import write_json
 from .recipes import Recipe, recipe_for, recipe_name_for
 
@@ -104,7 +104,7 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
             if sid == main and scheme in entry["schemes"]:
                 examples.append(base / "examples.npz")
             jpeg = []
-            for sub in sorted({v.split("-")[1] for v in jpeg_variants(config, scheme)}):
+            for sub in jpeg_subsamplings(config, scheme):
                 compress_set(base / "test-own.npz", plain_test, base / "own.key.npz", [quality], sub, base / "jpeg")
                 jpeg.append(base / "jpeg" / f"q{quality}-{sub}.npz")
                 compression.append(base / "jpeg" / f"q{quality}-{sub}.json")

@@ -10,7 +10,7 @@ import pytest
 from etcbench import ciphers
 from etcbench.config import resolve
 from etcbench.grid import (GridError, accuracy_records, attack_runs, attacker_seeds, check_grid, compression_records,
-                           jpeg_variants, plane_subsampling, train_cells)
+                           jpeg_subsamplings, jpeg_variants, plane_subsampling, train_cells)
 
 
 def test_importing_the_grid_loads_neither_numpy_nor_torch():
@@ -34,6 +34,7 @@ def test_plane_schemes_are_coded_at_their_own_subsampling_only():
         assert plane_subsampling(name) == planes
         expected = [f"q{q}-{s}" for q in (50, 90) for s in ([planes] if planes else ["444", "420"])]
         assert jpeg_variants(config, name) == expected
+        assert jpeg_subsamplings(config, name) == ([planes] if planes else ["444", "420"])
 
 
 def test_expansion_of_the_smoke_config():
