@@ -117,7 +117,22 @@ def cmd_attack(a: argparse.Namespace) -> None:
                     Path(a.out_examples), attacker_seed=a.attacker_seed, defender_seeds=a.defender_seeds,
                     attacker_keys=a.attacker_keys, num_images=a.num_images, train_images=a.train_images,
                     interpolation=a.interpolation, seed=a.seed, num_examples=a.num_examples, dataset=a.dataset,
-                    device=a.device, progress=not a.no_progress)
+                    classifier=_path(a.classifier), device=a.device, progress=not a.no_progress)
+
+
+def cmd_position_leak(a: argparse.Namespace) -> None:
+    from .attacks.position_leak import position_leak
+    from .io import write_json
+
+    init = {"none": None, "random": False, "pretrained": True}.get(a.init, a.init)
+    record = position_leak(Path(a.model), _path(a.reference), Path(a.key), init=init, method=a.method)
+    write_json(Path(a.out), record)
+    shares = ("not applicable: " + record["reason"] if record["share"] is None else
+              f"{record['share']:.3f} of {record['tokens']} block positions recovered "
+              f"({record['share_up_to_symmetry']:.3f} up to a symmetry of the grid; identity guess "
+              f"{record['identity_share']:.3f}, chance {record['chance']:.3f})")
+    logging.getLogger("etcbench.position_leak").info("%s %s on %s: %s", record["model"], f"seed {record['seed']}",
+                                                     record["scheme"], shares)
 
 
 def cmd_report(a: argparse.Namespace) -> None:
@@ -126,7 +141,8 @@ def cmd_report(a: argparse.Namespace) -> None:
     build_report(accuracy=[Path(p) for p in a.accuracy], compression=[Path(p) for p in a.compression],
                  examples=[Path(p) for p in a.examples], num_examples=a.num_examples, out_dir=Path(a.out_dir),
                  config=a.config, attacks=[Path(p) for p in a.attacks],
-                 attack_examples=[Path(p) for p in a.attack_examples])
+                 attack_examples=[Path(p) for p in a.attack_examples],
+                 position_leaks=[Path(p) for p in a.position_leaks])
 
 
 def cmd_rehearse(a: argparse.Namespace) -> None:
@@ -242,11 +258,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="the attack's training seed")
     s.add_argument("--num-examples", type=int, default=4)
     s.add_argument("--dataset", default="cifar10")
+    s.add_argument("--classifier", help="a model trained on plain images of the same setting (model.pt from "
+                                        "'train'): its top-1 on each attack's reconstructions is the semantic leakage")
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--out", required=True, help="attack records (.json)")
     s.add_argument("--out-examples", required=True, help="first reconstructions, RGB (.npz)")
+
+    s = stage("position-leak", cmd_position_leak, "Recover a scheme's block permutation from the position embeddings "
+                                                  "of a ViT trained on it, matched against the plain-trained ViT.")
+    s.add_argument("--model", required=True, help="a ViT trained on the scheme's images (model.pt from 'train')")
+    s.add_argument("--reference", help="the same ViT trained on plain images (default: the model's start, --init)")
+    s.add_argument("--key", required=True, help="the scheme's key (its block order scores the estimate)")
+    s.add_argument("--init", default="random",
+                   help="what both models started from, subtracted before matching: random (the seeded random "
+                        "start of training), pretrained (the hub weights), none, or a checkpoint path")
+    s.add_argument("--method", default="combined", choices=["combined", "linear", "structure"])
+    s.add_argument("--out", required=True, help="the record (.json)")
 
     s = stage("rehearse", cmd_rehearse, "Rehearse a config's whole grid on a few images: every model at its real size, "
                                         "two training steps of its real recipe, evaluation and the report.")
@@ -267,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-examples", type=int, default=6)
     s.add_argument("--attacks", nargs="*", default=[], help="records from 'attack'")
     s.add_argument("--attack-examples", nargs="*", default=[], help="example reconstructions from 'attack'")
+    s.add_argument("--position-leaks", nargs="*", default=[], help="records from 'position-leak'")
     s.add_argument("--config", type=_json_arg, default=None,
                    help="the run's resolved configuration (JSON), written beside the tables as config.yaml")
     s.add_argument("--out-dir", required=True)

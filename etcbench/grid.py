@@ -21,8 +21,9 @@ from typing import Any
 
 from .errors import EtcbenchError
 
-__all__ = ["GridError", "accuracy_records", "attack_runs", "attacker_seeds", "check_grid", "compression_records",
-           "jpeg_subsamplings", "jpeg_variants", "plane_subsampling", "setting_id", "train_cells"]
+__all__ = ["GridError", "accuracy_records", "attack_classifier", "attack_plan", "attack_runs", "attacker_seeds",
+           "check_grid", "compression_records", "jpeg_subsamplings", "jpeg_variants", "plane_subsampling",
+           "position_leak_runs", "setting_id", "train_cells"]
 
 
 class GridError(EtcbenchError):
@@ -87,7 +88,75 @@ def check_grid(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                            [config["key_seed"], config["key_seed"] + 1])
         except GridError as exc:
             raise GridError(f"config attack: {exc}") from None
+        _check_attacks(config)
     return settings
+
+
+def _attack_entries(entry: Mapping[str, Any]) -> list[tuple[str, list[str] | None]]:
+    """A setting's ``attacks`` as ``(attack, schemes)``: ``None`` for a bare name (every scheme it applies to)."""
+    out = []
+    for item in entry.get("attacks") or []:
+        if isinstance(item, str):
+            out.append((item, None))
+        else:
+            out += [(name, list(schemes)) for name, schemes in item.items()]
+    return out
+
+
+def attack_plan(entry: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Scheme -> the attacks run against it in a grid setting, in the config's order.
+
+    An attack listed by name runs against every scheme of the setting it applies to (the attack class says which,
+    ``Attack.not_applicable``); one listed as ``{name: [schemes]}`` against those schemes only.
+    """
+    from .attacks.base import ATTACKS
+
+    plan: dict[str, list[str]] = {scheme: [] for scheme in entry["schemes"]}
+    for name, schemes in _attack_entries(entry):
+        cls = ATTACKS.get(name)
+        for scheme in (schemes if schemes is not None else entry["schemes"]):
+            if schemes is not None or cls.not_applicable(scheme) is None:
+                plan[scheme].append(name)
+    return {scheme: names for scheme, names in plan.items() if names}
+
+
+def _check_attacks(config: Mapping[str, Any]) -> None:
+    """Every attack the grid names exists, applies to the schemes it is named for, and takes the configured
+    options; the attacker's images and known-plaintext pairs fit the data (one line each)."""
+    from .attacks.base import ATTACKS, default_options
+
+    attack = config["attack"]
+    if attack["train_images"] > config["dataset"]["train_size"]:
+        raise GridError(f"config attack.train_images {attack['train_images']} exceeds dataset.train_size "
+                        f"{config['dataset']['train_size']}")
+    for i, entry in enumerate(config["grid"], 1):
+        where = f"config grid setting {i}"
+        for name, schemes in _attack_entries(entry):
+            try:
+                cls = ATTACKS.get(name)
+            except ValueError as exc:
+                raise GridError(f"{where}: {exc}") from None
+            for scheme in schemes or []:
+                if scheme not in entry["schemes"]:
+                    raise GridError(f"{where}: attack {name} names scheme {scheme}, which the setting does not have")
+                reason = cls.not_applicable(scheme)
+                if reason:
+                    raise GridError(f"{where}: {reason}")
+        for scheme, names in attack_plan(entry).items():
+            for name in names:
+                try:
+                    ATTACKS.create(name, block_size=entry["block_size"],
+                                   **default_options(name, scheme, attack["options"].get(name, {})))
+                except (TypeError, ValueError) as exc:
+                    raise GridError(f"config attack.options.{name}: {exc}") from None
+        names = {name for names in attack_plan(entry).values() for name in names}
+        pairs = max(attack["options"].get("kpa", {}).get("pairs", [1, 2, 4, 8])) if "kpa" in names else 0
+        if pairs > attack["train_images"]:
+            raise GridError(f"config attack.options.kpa: {pairs} known pairs exceed the attacker's "
+                            f"{attack['train_images']} images (attack.train_images)")
+    unused = sorted(set(attack["options"]) - {n for e in config["grid"] for n, _ in _attack_entries(e)})
+    if unused:
+        raise GridError(f"config attack.options: {', '.join(unused)} not run by any grid setting")
 
 
 def train_cells(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -119,7 +188,32 @@ def compression_records(config: Mapping[str, Any]) -> list[str]:
             for entry in config["grid"] for scheme in entry["schemes"] for variant in jpeg_variants(config, scheme)]
 
 
-def attack_runs(config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(setting id, scheme)`` of every attack job: each runs its setting's attacks, plus the "none" floor."""
-    return [(setting_id(entry), scheme) for entry in config["grid"] if entry.get("attacks")
-            for scheme in entry["schemes"]]
+def attack_runs(config: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """``(setting id, scheme, attacks)`` of every attack job: each runs its attacks, plus the "none" floor."""
+    return [(setting_id(entry), scheme, names) for entry in config["grid"] if entry.get("attacks")
+            for scheme, names in attack_plan(entry).items()]
+
+
+def attack_classifier(config: Mapping[str, Any], setting: str) -> str | None:
+    """The model file whose top-1 on reconstructions is the semantic leakage of a setting's attacks: the first
+    model trained on plain images in that setting, first seed (``None`` when the setting trains none)."""
+    for entry in config["grid"]:
+        if setting_id(entry) == setting and entry["schemes"].get("plain"):
+            model = entry["schemes"]["plain"][0]
+            return f"results/models/{setting}/plain/{model}/seed{config['seeds'][0]}/model.pt"
+    return None
+
+
+def position_leak_runs(config: Mapping[str, Any]) -> list[tuple[str, str, str, int]]:
+    """``(setting, scheme, model, seed)`` of every ViT trained on an encrypted scheme of an attacked setting whose
+    plain images trained the same model: its position embeddings are matched against the plain one's (a scheme
+    whose key scrambles no blocks gets a record saying so)."""
+    runs = []
+    for entry in config["grid"]:
+        if not entry.get("attacks"):
+            continue
+        plain = entry["schemes"].get("plain", [])
+        runs += [(setting_id(entry), scheme, model, seed) for scheme, models in entry["schemes"].items()
+                 if scheme != "plain" for model in models if model == "vit" and model in plain
+                 for seed in config["seeds"]]
+    return runs

@@ -9,8 +9,9 @@ import pytest
 
 from etcbench import ciphers
 from etcbench.config import resolve
-from etcbench.grid import (GridError, accuracy_records, attack_runs, attacker_seeds, check_grid, compression_records,
-                           jpeg_subsamplings, jpeg_variants, plane_subsampling, train_cells)
+from etcbench.grid import (GridError, accuracy_records, attack_classifier, attack_runs, attacker_seeds, check_grid,
+                           compression_records, jpeg_subsamplings, jpeg_variants, plane_subsampling,
+                           position_leak_runs, train_cells)
 
 
 def test_importing_the_grid_loads_neither_numpy_nor_torch():
@@ -46,7 +47,45 @@ def test_expansion_of_the_smoke_config():
                for (sid, scheme, model), record in zip(cells, accuracy_records(config)))
     assert len(compression_records(config)) == sum(len(jpeg_variants(config, s)) for e in config["grid"]
                                                    for s in e["schemes"])
-    assert attack_runs(config) == [(sid, s) for sid, e in settings.items() if e.get("attacks") for s in e["schemes"]]
+    runs = attack_runs(config)
+    first = [e for e in config["grid"] if e.get("attacks")][0]
+    # a bare name runs against every scheme of its setting it applies to ...
+    assert [(sid, s) for sid, s, _ in runs[:len(first["schemes"])]] == [("s32-m8", s) for s in first["schemes"]]
+    assert all(names == first["attacks"] for sid, _, names in runs if sid == "s32-m8")
+    # ... a {name: [schemes]} entry against those only
+    assert [(sid, s, names) for sid, s, names in runs if sid == "s32-m4"] == [
+        ("s32-m4", "pixel-shuffle", ["shared-key"]), ("s32-m4", "le", ["shared-key"])]
+    assert attack_classifier(config, "s32-m8") == "results/models/s32-m8/plain/vit/seed0/model.pt"
+    assert attack_classifier(config, "s32-m4") is None
+    assert position_leak_runs(config) == [("s32-m8", "etc-gray", "vit", 0)]
+
+
+def _attack_config(attacks, options=None, train_images=10):
+    config = resolve(["config/smoke.yaml"])
+    config["grid"] = [{"image_size": 32, "block_size": 8, "schemes": {"plain": [], "etc": [], "pe": []},
+                       "attacks": attacks}]
+    config["attack"]["options"] = options or {}
+    config["attack"]["train_images"] = train_images
+    return config
+
+
+def test_attacks_by_name_skip_schemes_they_cannot_apply_to():
+    runs = attack_runs(_attack_config(["fr", "shared-key"]))
+    assert [(s, names) for _, s, names in runs] == [("plain", ["fr"]), ("etc", ["fr"]), ("pe", ["fr"])]
+
+
+@pytest.mark.parametrize(("attacks", "options", "message"), [
+    ([{"shared-key": ["etc"]}], {}, "shared-key applies to pixel-shuffle and le"),
+    ([{"fr": ["le"]}], {}, "names scheme le, which the setting does not have"),
+    (["rot13"], {}, "unknown attack 'rot13'"),
+    (["itn"], {"itn": {"depth": 3}}, "attack.options.itn: attack 'itn' has no option depth"),
+    (["itn"], {"itn": {"optimizer": "lbfgs"}}, "optimizer must be one of sgd, adam"),
+    (["kpa"], {"kpa": {"pairs": [1, 16]}}, "16 known pairs exceed the attacker's 10 images"),
+    (["fr"], {"itn": {}}, "attack.options: itn not run by any grid setting"),
+])
+def test_bad_attack_configs_stop_before_any_job(attacks, options, message):
+    with pytest.raises(GridError, match=message):
+        check_grid(_attack_config(attacks, options))
 
 
 @pytest.mark.parametrize(("grid", "message"), [

@@ -28,9 +28,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..ciphers.blocks import check_block_size
-from ..registry import Configurable, Registry
+from ..ciphers.registry import SCHEMES
+from ..registry import Configurable, Registry, option_names
 
-__all__ = ["Attack", "Reconstruction", "available", "create", "register_attack"]
+__all__ = ["ATTACKS", "Attack", "Reconstruction", "available", "create", "default_options", "register_attack"]
 
 
 @dataclass
@@ -70,6 +71,11 @@ class Attack(Configurable):
     def reconstruct(self, encrypted: np.ndarray) -> Reconstruction:
         raise NotImplementedError
 
+    @classmethod
+    def not_applicable(cls, scheme: str) -> str | None:
+        """Why the attack cannot run against the scheme named ``scheme`` (one line), or ``None`` when it can."""
+        return None
+
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"{type(self).__name__}(block_size={self.block_size}{', ' + opts if opts else ''})"
@@ -79,3 +85,16 @@ ATTACKS: Registry[Attack] = Registry("attack")
 register_attack = ATTACKS.register
 available = ATTACKS.available
 create = ATTACKS.create
+
+
+def default_options(attack: str, scheme: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The configured options of ``attack``, plus the lab's choice of network where the config leaves it open:
+    the pixel-wise inverse network against PE (which has no blocks), the block-wise one otherwise; attacks that
+    estimate a scheme's key structure (``scheme`` option) are told the scheme."""
+    options = dict(options)
+    if attack in ("itn", "gan", "gan-paired") and "arch" not in options:
+        options["arch"] = "block" if SCHEMES.get(scheme).blockwise else "pixel"
+    if "scheme" in option_names(ATTACKS.get(attack)):
+        options["scheme"] = scheme
+    return options
+

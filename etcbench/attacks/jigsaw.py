@@ -37,7 +37,8 @@ Algorithm, per image (all images of a batch are solved side by side, one placeme
    leaves the *most pieces with the identity variant* is applied (ties: the lowest variant code). Unencrypted or
    scramble-only input therefore comes back as is; for fully encrypted input the rule is arbitrary (an
    attacker would pick among the few global candidates by eye), so score layouts and images both as is and up
-   to this symmetry (:mod:`.layout`, ``up_to_symmetry=True``).
+   to this symmetry (:mod:`.layout`, ``up_to_symmetry=True``); :func:`global_candidates` lists the global
+   versions of solved images, for an image score of the best candidate (an upper bound).
 
 Variant encoding: ``variant = g + 8 * np_bit + 16 * colour_code``, the transform applied to the *encrypted*
 piece before it is placed: dihedral code ``g`` in 0..7 as in :func:`etcbench.ciphers.etc.dihedral_maps`
@@ -55,7 +56,12 @@ Choices the literature leaves open, fixed here:
       placed side alone, or the minimum of both, measured worse on full EtC);
     * start piece and ties: lowest index; the candidate score is the mean over placed neighbours (no bonus for
       slots with more neighbours);
-    * no post-optimisation (Pomeranz's segmentation/shift step is not applied).
+    * no post-optimisation (Pomeranz's segmentation/shift step is not applied);
+    * global candidates come in increasing variant code (the identity first) and are labelled by their parts
+      joined with ``+``: the geometry name (``rot90``, ``rot180``, ``rot270`` counter-clockwise, ``flip-lr``,
+      ``anti-transpose`` = rot90 then flip-lr, ``flip-ud``, ``transpose``), ``np``, and the channel order
+      (``rbg``, ``grb``, ``gbr``, ``brg``, ``bgr``); parts that are the identity are left out, the identity
+      itself is ``id``.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ __all__ = [
     "decode_variant",
     "direct_comparison",
     "encode_variant",
+    "global_candidates",
     "invert_variant",
     "neighbour_comparison",
 ]
@@ -149,6 +156,76 @@ def assemble(pieces: np.ndarray, positions: np.ndarray, variants: np.ndarray, he
     out = np.empty_like(moved)
     np.put_along_axis(out, positions[:, :, None, None, None].astype(np.int64), moved, axis=1)
     return from_blocks(out, height, width)
+
+
+# ------------------------------------------------------------------------------------------- global candidates
+
+_GEOMETRY_NAMES = ("", "rot90", "rot180", "rot270", "flip-lr", "anti-transpose", "flip-ud", "transpose")
+_COLOUR_NAMES = tuple("".join("rgb"[k] for k in perm) for perm in CHANNEL_PERMS)
+
+
+def _candidate_label(geometry: int, negpos: int, colour: int) -> str:
+    parts = [_GEOMETRY_NAMES[geometry], "np" if negpos else "", _COLOUR_NAMES[colour] if colour else ""]
+    return "+".join(part for part in parts if part) or "id"
+
+
+def global_candidates(images: np.ndarray, *, rotate_flip: bool = True, negative_positive: bool = True,
+                      color_permutation: bool = True) -> tuple[np.ndarray, list[str]]:
+    """All global versions of solved images that edges cannot tell apart.
+
+    A jigsaw solution is determined only up to a whole-image rotation/flip that keeps the image's shape (8 for a
+    square image, 4 for a rectangular one: identity, half turn, left-right and up-down flips), negative-positive
+    ``v -> 255 - v`` and a permutation of the 3 colour channels. Scoring every candidate against the plain image
+    and keeping the best gives an upper bound of what an attacker who picks the right one by eye would get.
+
+    Candidate ``k`` is the whole image under the ``k``-th enabled variant code in increasing order (the encoding
+    of the module docstring, applied to the image as one piece: ``np.rot90`` by ``g % 4`` counter-clockwise
+    quarter turns, then a left-right flip when ``g >= 4``; then inversion and ``CHANNEL_PERMS[colour]``), so
+    candidate 0 is the input itself. The candidates form a group: whichever of them was applied to an image, one
+    candidate of the result is the image again.
+
+    Args:
+        images: ``(N, H, W, C)`` uint8, C = 1 or 3.
+        rotate_flip: include the shape-preserving whole-image rotations/flips (off: the identity only).
+        negative_positive: include the inverted versions.
+        color_permutation: include the 6 channel orders (ignored for C = 1).
+
+    Returns:
+        ``(candidates, labels)``: ``(K, N, H, W, C)`` uint8 with ``K = G * P * Q`` (G = 8 square, 4 rectangular or
+        1; P = 2 or 1; Q = 6 or 1), and ``K`` distinct labels such as ``"id"``, ``"rot90"``, ``"np"``,
+        ``"flip-lr+np+gbr"`` (see the module docstring; ``"gbr"``: output channels are input G, B, R).
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+        >>> cands, labels = global_candidates(x)
+        >>> cands.shape, labels[:3], labels[-1]
+        ((96, 2, 4, 4, 3), ['id', 'rot90', 'rot180'], 'transpose+np+bgr')
+        >>> bool((cands[0] == x).all()), bool((cands[labels.index("flip-lr")] == x[:, :, ::-1]).all())
+        (True, True)
+    """
+    if not isinstance(images, np.ndarray) or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        shape = getattr(images, "shape", None)
+        raise ValueError(f"images must be a numpy array of shape (N, H, W, C) with C = 1 or 3, got {shape}")
+    if images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8, got dtype {images.dtype}")
+    h, w, c = images.shape[1:]
+    geos = shape_preserving_codes(h, w, rotate_flip)
+    negs = (0, 1) if negative_positive else (0,)
+    colours = range(6) if color_permutation and c == 3 else (0,)
+    oriented = []
+    for g in geos:  # whole-image dihedral code g, as dihedral_maps does it within a block
+        turned = np.rot90(images, k=g % 4, axes=(1, 2))
+        oriented.append(turned[:, :, ::-1] if g >= 4 else turned)
+    geo_stack = np.stack(oriented)  # (G, N, H, W, C)
+    # increasing variant code g + 8 * np + 16 * colour: colour outermost, geometry innermost
+    out = np.stack([255 - geo_stack if neg else geo_stack for neg in negs])  # (P, G, N, H, W, C)
+    if c == 3:
+        out = np.stack([out[..., CHANNEL_PERMS[col]] for col in colours])  # (Q, P, G, N, H, W, C)
+    else:
+        out = out[None]
+    labels = [_candidate_label(g, neg, col) for col in colours for neg in negs for g in geos]
+    return np.ascontiguousarray(out.reshape(-1, *images.shape)), labels
 
 
 # ------------------------------------------------------------------------------------------------------ solver

@@ -13,9 +13,14 @@ scrambling with key array ``block_perm`` (output block ``j`` is input block ``bl
 
 * direct comparison: the share of pieces placed at their true position;
 * neighbour comparison: the share of the true adjacent pairs (the right neighbour and the neighbour below, in
-  the plain image) that are adjacent in the same relation in the solution.
+  the plain image) that are adjacent in the same relation in the solution;
+* largest component (Gallagher, "Jigsaw puzzles with pieces of unknown orientation", CVPR 2012; Paikin & Tal,
+  CVPR 2015): the share of pieces in the largest correctly assembled component. Pieces are nodes; two pieces are
+  joined when they are adjacent in the same relation (left-right or above-below, same direction) in the solution
+  and in the truth. A correct sub-assembly scores its size wherever it was placed (a solution correct up to a
+  translation scores 1).
 
-Both ignore the pieces' variants (rotation/flip, negative-positive, colour permutation): they score positions
+All three ignore the pieces' variants (rotation/flip, negative-positive, colour permutation): they score positions
 only. A solver that sees only the encrypted image cannot tell a layout from the same layout rotated or flipped
 as a whole; with ``up_to_symmetry=True`` a score is the best over the global symmetries of the grid that keep
 its shape (8 for a square grid, 4 for a rectangular one: identity, half turn, left-right and up-down flips, or
@@ -23,14 +28,30 @@ only the identity when ``rotations=False``), otherwise the layout is compared as
 
 Choices the literature leaves open, fixed here:
     * a grid of one piece has no adjacent pairs; its neighbour comparison is 1.0 (nothing is wrong);
-    * symmetry codes are those of :func:`etcbench.ciphers.etc.dihedral_maps` applied to the grid as an image.
+    * symmetry codes are those of :func:`etcbench.ciphers.etc.dihedral_maps` applied to the grid as an image;
+    * largest component: the edges are exactly the true pairs the neighbour comparison counts as kept, so the
+      components live on the truth's grid graph; along any path of such edges the solution offset equals the true
+      offset, so every component is consistent (all its pieces are shifted by one common translation) and needs no
+      further check. Pieces are counted, not edges; a grid of one piece scores 1.0. Components are found for all
+      images (and symmetries) at once by ``scipy.sparse.csgraph.connected_components`` on the block-diagonal
+      graph; with ``up_to_symmetry`` the best symmetry is taken per image, as for the other scores.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-__all__ = ["direct_comparison", "neighbour_comparison", "grid_symmetry_map", "shape_preserving_codes"]
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+__all__ = [
+    "direct_comparison",
+    "grid_symmetry_map",
+    "largest_component",
+    "neighbour_comparison",
+    "shape_preserving_codes",
+]
 
 
 def grid_symmetry_map(rows: int, cols: int, code: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -73,7 +94,7 @@ def _check(positions: np.ndarray, true_positions: np.ndarray) -> tuple[np.ndarra
 
 def _grid(grid: tuple[int, int] | None, n: int) -> tuple[int, int]:
     if grid is None:
-        side = int(round(np.sqrt(n)))
+        side = math.isqrt(n)
         if side * side != n:
             raise ValueError(f"{n} pieces do not form a square grid: pass grid=(rows, cols)")
         return side, side
@@ -110,6 +131,35 @@ def direct_comparison(positions: np.ndarray, true_positions: np.ndarray, *, grid
     return (layouts == true_positions[None]).mean(axis=2).max(axis=0)
 
 
+def _kept_pairs(positions: np.ndarray, true_positions: np.ndarray, rows: int, cols: int, up_to_symmetry: bool,
+                rotations: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The true right/below neighbour pairs and which of them each (symmetric) layout keeps.
+
+    Returns ``(pairs_right, pairs_below, right_ok, below_ok)``: ``pairs_right`` ``(R, 2)`` and ``pairs_below``
+    ``(B, 2)`` are true position pairs ``(p, p + 1)`` and ``(p, p + cols)``; ``right_ok`` ``(S, N, R)`` and
+    ``below_ok`` ``(S, N, B)`` say whether the pieces truly at those positions were placed in the same relation,
+    for each global symmetry considered (``S = 1`` unless ``up_to_symmetry``).
+    """
+    num, n = positions.shape
+    p = np.arange(n, dtype=np.int64)
+    left = p[p % cols != cols - 1]
+    pairs_right = np.stack([left, left + 1], axis=1)
+    top = p[: n - cols]
+    pairs_below = np.stack([top, top + cols], axis=1)
+    # piece_at[i, p]: the piece whose true position is p
+    piece_at = np.empty_like(true_positions)
+    np.put_along_axis(piece_at, true_positions, np.broadcast_to(np.arange(n), (num, n)), axis=1)
+    if not np.array_equal(np.sort(true_positions, axis=1), np.broadcast_to(np.arange(n), (num, n))):
+        raise ValueError("true_positions must be a permutation of the grid positions in every row")
+    layouts = _symmetric(positions, rows, cols, up_to_symmetry, rotations)  # (S, N, n)
+    placed = np.take_along_axis(layouts, piece_at[None].repeat(len(layouts), 0), axis=2)  # (S, N, n) by true pos
+    a, b = placed[..., pairs_right[:, 0]], placed[..., pairs_right[:, 1]]
+    right_ok = (b == a + 1) & (a % cols != cols - 1)
+    a, b = placed[..., pairs_below[:, 0]], placed[..., pairs_below[:, 1]]
+    below_ok = b == a + cols
+    return pairs_right, pairs_below, right_ok, below_ok
+
+
 def neighbour_comparison(positions: np.ndarray, true_positions: np.ndarray, grid: tuple[int, int] | None = None, *,
                          up_to_symmetry: bool = False, rotations: bool = True) -> np.ndarray:
     """``(N,)`` share of the true right/below neighbour pairs that keep their relation in the solution.
@@ -125,21 +175,59 @@ def neighbour_comparison(positions: np.ndarray, true_positions: np.ndarray, grid
     positions, true_positions = _check(positions, true_positions)
     num, n = positions.shape
     rows, cols = _grid(grid, n)
-    pairs_right = np.array([(p, p + 1) for p in range(n) if p % cols != cols - 1], dtype=np.int64).reshape(-1, 2)
-    pairs_below = np.arange(n - cols, dtype=np.int64)
-    total = len(pairs_right) + len(pairs_below)
+    total = (n - rows) + (n - cols)  # right pairs + below pairs
     if total == 0:
         return np.ones(num)
-    # piece_at[i, p]: the piece whose true position is p
-    piece_at = np.empty_like(true_positions)
-    np.put_along_axis(piece_at, true_positions, np.broadcast_to(np.arange(n), (num, n)), axis=1)
-    if not np.array_equal(np.sort(true_positions, axis=1), np.broadcast_to(np.arange(n), (num, n))):
-        raise ValueError("true_positions must be a permutation of the grid positions in every row")
-    layouts = _symmetric(positions, rows, cols, up_to_symmetry, rotations)  # (S, N, n)
-    placed = np.take_along_axis(layouts, piece_at[None].repeat(len(layouts), 0), axis=2)  # (S, N, n) by true pos
-    a, b = placed[..., pairs_right[:, 0]], placed[..., pairs_right[:, 1]]
-    right_ok = (b == a + 1) & (a % cols != cols - 1)
-    a, b = placed[..., pairs_below], placed[..., pairs_below + cols]
-    below_ok = b == a + cols
+    _, _, right_ok, below_ok = _kept_pairs(positions, true_positions, rows, cols, up_to_symmetry, rotations)
     score = (right_ok.sum(axis=2) + below_ok.sum(axis=2)) / total
     return score.max(axis=0)
+
+
+def largest_component(positions: np.ndarray, true_positions: np.ndarray, grid: tuple[int, int] | None = None, *,
+                      up_to_symmetry: bool = False, rotations: bool = True) -> np.ndarray:
+    """``(N,)`` share of pieces in the largest correctly assembled component (Gallagher 2012; Paikin & Tal 2015).
+
+    Pieces are nodes; two pieces are joined when they are 4-adjacent in the solution in the same relation (``b``
+    right of ``a``, or ``b`` below ``a``) as in the truth. The score is the size of the largest connected
+    component over ``n``. A correct sub-assembly counts wherever it was placed; every component is consistent
+    (its pieces share one translation from their true positions). Variants are ignored.
+
+    Args:
+        positions: ``(N, n)`` int, where each piece was placed.
+        true_positions: ``(N, n)`` int, where each piece belongs (a permutation in every row).
+        grid: ``(rows, cols)`` of the grid; a square grid when omitted.
+        up_to_symmetry: score the best of the layout's global shape-preserving symmetries.
+        rotations: with ``up_to_symmetry``, whether rotations/flips of the grid count as symmetries.
+
+    Returns:
+        ``(N,)`` float in ``[1/n, 1]`` (1.0 when ``n <= 1``).
+
+    Examples:
+        >>> import numpy as np
+        >>> truth = np.arange(9)[None]  # 3 x 3 grid
+        >>> float(largest_component(truth, truth)[0])
+        1.0
+        >>> swapped = np.array([[8, 1, 2, 3, 4, 5, 6, 7, 0]])  # the two opposite corners swapped
+        >>> float(largest_component(swapped, truth)[0])  # the other 7 pieces still hold together
+        0.7777777777777778
+    """
+    positions, true_positions = _check(positions, true_positions)
+    num, n = positions.shape
+    if n == 0:
+        return np.ones(num)
+    rows, cols = _grid(grid, n)
+    if n == 1:
+        return np.ones(num)
+    pairs_right, pairs_below, right_ok, below_ok = _kept_pairs(positions, true_positions, rows, cols,
+                                                               up_to_symmetry, rotations)
+    # one graph over all (symmetry, image) layouts: node (layout k, true position p) is k * n + p
+    layouts = right_ok.shape[0] * num
+    offset = np.arange(layouts, dtype=np.int64) * n
+    pairs = np.concatenate([pairs_right, pairs_below])  # (E, 2)
+    kept = np.concatenate([right_ok, below_ok], axis=2).reshape(layouts, -1)  # (S * N, E)
+    k, e = np.nonzero(kept)
+    src, dst = offset[k] + pairs[e, 0], offset[k] + pairs[e, 1]
+    graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(layouts * n, layouts * n))
+    _, labels = connected_components(graph, directed=False)
+    size = np.bincount(labels)[labels].reshape(-1, num, n)  # (S, N, n): each node's component size
+    return size.max(axis=2).max(axis=0) / n

@@ -22,6 +22,10 @@ Choices the literature leaves open, fixed here:
     * reconstructions are ``round((y + 1) * 127.5)`` clipped to ``0..255``, computed in batches of
       ``eval_batch_size`` on the device given to ``fit``;
     * timing (``seconds``, ``images_per_s``) counts the training steps only, not validation;
+    * unpaired attacks (``paired = False``, the lab's GAN-Attack) get a plain set and an encrypted set of other
+      images, possibly of different lengths; each epoch draws both in independent seeded orders and pairs them
+      batch by batch up to the shorter length; they have no validation (``val_fraction`` must be 0: the attacker
+      holds no pairs to validate on), so the last epoch's weights are kept;
     * ``train_crop`` (default ``None``: whole images) cuts every training batch to one seeded random
       ``train_crop x train_crop`` window, at offsets on the block grid for the block network and on the grid of
       ``side_multiple`` (8 for the GAN's discriminator). Both inverse networks are local (the block network maps
@@ -101,6 +105,7 @@ class InverseNetworkAttack(Attack):
 
     needs_training = True
     side_multiple = 1  # extra constraint on H and W (the GAN's discriminator needs multiples of 8)
+    paired = True  # False: fit gets unpaired sets (plain, encrypted) drawn in independent orders, no validation
 
     def __init__(self, block_size: int, arch: str = "block", epochs: int = 5, batch_size: int = 128,
                  val_fraction: float = 0.1, eval_batch_size: int = 256, train_crop: int | None = None,
@@ -113,6 +118,9 @@ class InverseNetworkAttack(Attack):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        if not self.paired and val_fraction:
+            raise ValueError(f"{type(self).__name__} trains on unpaired images, so it has no pairs to validate on: "
+                             f"val_fraction must be 0, got {val_fraction!r}")
         self.arch = arch
         code_width_for(3, self.block_size, code_width)  # checks the value
         self.code_width = code_width
@@ -173,11 +181,11 @@ class InverseNetworkAttack(Attack):
         ``encrypted[i]``), keep the best-validation weights; returns per-epoch losses and timings."""
         plain = self._check(plain, "plain images", training=True)
         encrypted = self._check(encrypted, "encrypted images", training=True)
-        if plain.shape != encrypted.shape:
+        if plain.shape[1:] != encrypted.shape[1:] or (self.paired and len(plain) != len(encrypted)):
             raise ValueError(f"plain and encrypted images must have the same shape, got {plain.shape} and "
                              f"{encrypted.shape}")
-        if len(plain) < 2:
-            raise ValueError(f"training needs at least 2 image pairs, got {len(plain)}")
+        if min(len(plain), len(encrypted)) < 2:
+            raise ValueError(f"training needs at least 2 image pairs, got {min(len(plain), len(encrypted))}")
         if self.train_crop is not None and self.train_crop > min(plain.shape[1:3]):
             raise ValueError(f"train_crop {self.train_crop} exceeds the training images' sides {plain.shape[1:3]}")
         self.device = torch.device(device)
@@ -189,6 +197,7 @@ class InverseNetworkAttack(Attack):
         order = torch.Generator().manual_seed(seed)
         train_idx, val_idx = split_indices(len(plain), self.val_fraction, order)
         val_plain, val_enc = plain[val_idx.numpy()], encrypted[val_idx.numpy()]
+        enc_idx = torch.arange(len(encrypted)) if not self.paired else None
 
         history: list[dict[str, Any]] = []
         best_state, best_loss, best_epoch = None, float("inf"), self.epochs
@@ -196,15 +205,21 @@ class InverseNetworkAttack(Attack):
         for epoch in range(self.epochs):
             self._train_mode(True)
             perm = train_idx[torch.randperm(len(train_idx), generator=order)]
-            batches = [b for b in perm.split(self.batch_size) if len(b) > 1]
+            if enc_idx is None:  # pairs: the encrypted image of each plain one
+                batches = [(b, b) for b in perm.split(self.batch_size) if len(b) > 1]
+            else:  # unpaired: the encrypted set in an order of its own, as long as the shorter set allows
+                other = enc_idx[torch.randperm(len(enc_idx), generator=order)]
+                size = min(len(perm), len(other))
+                batches = [(p, e) for p, e in zip(perm[:size].split(self.batch_size),
+                                                   other[:size].split(self.batch_size)) if len(p) > 1]
             sums: dict[str, float] = {}
             seen, t0 = 0, time.perf_counter()
             bar = tqdm(batches, desc=f"{self.name} epoch {epoch + 1}/{self.epochs}", disable=not progress,
                        mininterval=10, unit="batch")
-            for idx in bar:
-                rows = idx.numpy()
+            for plain_rows, enc_rows in bar:
+                rows, erows = plain_rows.numpy(), enc_rows.numpy()
                 ys, xs = self._window(plain.shape[1:3], order)  # one copy: the batch's window only
-                losses = self._step(to_unit(encrypted[rows, ys, xs], self.device),
+                losses = self._step(to_unit(encrypted[erows, ys, xs], self.device),
                                     to_unit(plain[rows, ys, xs], self.device))
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v * len(rows)
@@ -234,6 +249,7 @@ class InverseNetworkAttack(Attack):
         return {"history": history, "best_epoch": best_epoch,
                 "best_val_loss": best_loss if len(val_idx) else None,
                 "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "train_images": train_images,
+                "paired": self.paired, "n_encrypted": int(len(encrypted)),
                 "train_seconds": train_seconds,
                 "images_per_s": train_images / train_seconds if train_seconds > 0 else float("nan"),
                 "device": str(self.device), "parameters": sum(p.numel() for p in self.network.parameters()),

@@ -47,6 +47,7 @@ def build_report(
         config: dict | None = None,
         attacks: list[Path] | None = None,
         attack_examples: list[Path] | None = None,
+        position_leaks: list[Path] | None = None,
 ) -> list[Path]:
     """Write ``accuracy``, ``summary`` and ``compression`` tables and the figures under ``out_dir``.
 
@@ -56,7 +57,7 @@ def build_report(
     with all_or_nothing() as written:
         _build(accuracy, compression, out_dir, examples or [], num_examples)
         if attacks:
-            _build_attacks(attacks, attack_examples or [], out_dir)
+            _build_attacks(attacks, attack_examples or [], out_dir, position_leaks)
         if config is not None:
             with atomic_write(out_dir / "config.yaml", binary=False) as fh:
                 fh.write("# resolved configuration of this run (defaults filled in; the key seed is left out)\n")
@@ -88,11 +89,22 @@ def _build(accuracy: list[Path], compression: list[Path], out_dir: Path, example
         figures.plot_examples(_load_examples(examples, num_examples), fig_dir / "examples")
 
 
-def _build_attacks(records: list[Path], examples: list[Path], out_dir: Path) -> None:
+def _build_attacks(records: list[Path], examples: list[Path], out_dir: Path,
+                   position_leaks: list[Path] | None = None) -> None:
     table = tables.attack_table([r for p in records for r in read_json(p)["records"]])
     tables.write_table(table, out_dir / "attacks",
-                       "Attacks: SSIM and PSNR of reconstructions against the plain test images")
+                       "Attacks: SSIM and PSNR of reconstructions against the plain test images (also at the native "
+                       "size), each learned attack's plain-scheme control (under_trained: its native SSIM below "
+                       f"{tables.CONTROL_SSIM}), semantic leakage (top-1 of the plain-trained model), share of the key "
+                       "recovered, jigsaw layout scores")
     figures.plot_attack_ssim(table, out_dir / "figures" / "attack_ssim")
+    if table["semantic_top1"].notna().any():
+        figures.plot_semantic_leakage(table, out_dir / "figures" / "attack_semantic")
+    if position_leaks:
+        leak = tables.position_leak_table([read_json(p) for p in position_leaks])
+        tables.write_table(leak, out_dir / "position_leak",
+                           "Position-embedding leakage: share of block positions recovered from a ViT trained on "
+                           "encrypted images, against the identity guess and chance")
     reconstructions, plain = {}, None
     for path in examples:
         data = load_npz(path)
@@ -104,4 +116,4 @@ def _build_attacks(records: list[Path], examples: list[Path], out_dir: Path) -> 
             reconstructions[(str(data["scheme"]), str(name))] = data[f"x_{name}"]
     if plain is None:
         raise EtcbenchError("no attack example files for the attack example figure")
-    figures.plot_attack_examples(plain, reconstructions, out_dir / "figures" / "attack_examples")
+    figures.plot_attack_grid(plain, reconstructions, out_dir / "figures" / "attack_examples")

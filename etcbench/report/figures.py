@@ -26,7 +26,7 @@ from ..io import atomic_write  # noqa: E402
 from .stats import ci_interval  # noqa: E402
 
 __all__ = ["save_figure", "plot_top1_by_model_scheme", "plot_top1_vs_quality", "plot_rate_distortion",
-           "plot_examples", "plot_attack_ssim", "plot_attack_examples"]
+           "plot_examples", "plot_attack_ssim", "plot_attack_grid", "plot_semantic_leakage"]
 
 log = logging.getLogger(__name__)
 
@@ -310,53 +310,100 @@ def plot_examples(examples: Mapping[str, Mapping[str, np.ndarray]], stem: Path) 
     return save_figure(fig, stem)
 
 
-def plot_attack_ssim(attacks: pd.DataFrame, stem: Path) -> list[Path]:
-    """SSIM (mean ± sd over the attacked images) of every attack's reconstructions against the plain images.
-
-    x = scheme, hue = attack (``none``: the encrypted image as it is), one panel per setting. A scheme resists an
-    attack where its bar stays near the ``none`` floor.
-    """
-    _require(attacks, [*_CONFIG_KEYS, "scheme", "attack", "ssim", "ssim_std"], "attack")
-    if attacks.empty:
-        raise EtcbenchError("no attack rows to plot")
+def _attack_labels(attacks: pd.DataFrame) -> pd.DataFrame:
+    """Rows with an ``attack_label``: the attack, with its number of known pairs for ``kpa`` (``kpa-4``)."""
     data = _with_config(attacks)
+    pairs = data["known_pairs"] if "known_pairs" in data else pd.Series([None] * len(data), index=data.index)
+    data["attack_label"] = [a if pd.isna(k) else f"{a}-{int(k)}" for a, k in zip(data["attack"], pairs)]
+    return data
+
+
+def _attack_bars(attacks: pd.DataFrame, value: str, error: str | None, ylabel: str, title: str, stem: Path,
+                 ceiling: str | None = None) -> list[Path]:
+    """Bars of ``value`` per scheme (x) and attack (hue), one panel per setting, optional error bars."""
+    _require(attacks, [*_CONFIG_KEYS, "scheme", "attack", value], "attack")
+    data = _attack_labels(attacks).dropna(subset=[value])
+    if data.empty:
+        raise EtcbenchError(f"no attack rows with {value} to plot")
     configs = _configs(data)
     schemes, _ = _scheme_palette(data["scheme"])
-    names = ["none", *sorted(set(data["attack"]) - {"none"})] if "none" in set(data["attack"]) else sorted(
-        set(data["attack"]))
-    colours = dict(zip(names, sns.color_palette("Greys", 1) + sns.color_palette("Set2", len(names))))
-    fig, axes = plt.subplots(len(configs), 1, figsize=(max(6.0, 0.9 * len(schemes) * len(names) / 2 + 2), 3.6 *
+    found = set(data["attack_label"])
+    names = (["none"] if "none" in found else []) + sorted(found - {"none"})
+    colours = dict(zip(names, sns.color_palette("Greys", 1) + sns.color_palette("tab20", len(names))))
+    fig, axes = plt.subplots(len(configs), 1, figsize=(max(6.0, 0.35 * len(schemes) * len(names) + 2), 3.6 *
                                                        len(configs)), squeeze=False)
     width = 0.8 / len(names)
     for ax, cfg in zip(axes[:, 0], configs):
         sub = data.loc[data["config"] == cfg]
         order = [s for s in schemes if s in set(sub["scheme"])]
         for k, name in enumerate(names):
-            rows = sub.loc[sub["attack"] == name].set_index("scheme").reindex(order)
+            rows = sub.loc[sub["attack_label"] == name].set_index("scheme").reindex(order)
             x = np.arange(len(order)) + (k - (len(names) - 1) / 2) * width
-            ax.bar(x, rows["ssim"], width, yerr=rows["ssim_std"], color=colours[name], label=name,
-                   error_kw={"linewidth": 0.8})
+            ax.bar(x, rows[value], width, yerr=None if error is None else rows[error], color=colours[name],
+                   label=name, error_kw={"linewidth": 0.8})
+        if ceiling is not None and sub[ceiling].notna().any():
+            ax.axhline(float(sub[ceiling].dropna().iloc[0]), color="0.3", linestyle="--", linewidth=0.8,
+                       label="plain images")
         ax.set_xticks(np.arange(len(order)), order, rotation=20)
-        ax.set(ylabel="SSIM vs plain", ylim=(min(0.0, float(sub["ssim"].min()) - 0.05), 1.0),
-               title=cfg if len(configs) > 1 else "")
+        ax.set(ylabel=ylabel, ylim=(min(0.0, float(sub[value].min()) - 0.05), 1.0), title=cfg if len(configs) > 1 else "")
         ax.axhline(0, color="0.5", linewidth=0.6)
     axes[0, 0].legend(title="attack", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.suptitle("Attacks: SSIM of reconstructions against the plain test images (mean ± sd)", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, stem)
 
 
-def plot_attack_examples(plain: np.ndarray, reconstructions: Mapping[tuple[str, str], np.ndarray],
-                         stem: Path) -> list[Path]:
-    """Example reconstructions: the plain images on top, then one row per (scheme, attack), one column per image.
+def plot_attack_ssim(attacks: pd.DataFrame, stem: Path) -> list[Path]:
+    """SSIM of every attack's reconstructions against the plain images: mean with its 95% interval over the
+    attacked images (``ssim_ci95``), as the accuracy figures show theirs.
+
+    x = scheme, hue = attack (``none``: the encrypted image as it is; ``kpa-k``: the known-plaintext attack with
+    ``k`` pairs), one panel per setting. A scheme resists an attack where its bar stays near the ``none`` floor.
+    """
+    return _attack_bars(attacks, "ssim", "ssim_ci95", "SSIM vs plain",
+                        "Attacks: SSIM of reconstructions against the plain test images (mean, 95% interval)", stem)
+
+
+def plot_semantic_leakage(attacks: pd.DataFrame, stem: Path) -> list[Path]:
+    """Semantic leakage: the top-1 the plain-trained classifier of the setting reaches on each attack's
+    reconstructions (dashed: its top-1 on the plain images; chance is 0.1 on CIFAR-10)."""
+    return _attack_bars(attacks, "semantic_top1", None, "top-1 of the plain model",
+                        "Semantic leakage: the plain-trained model classifying the reconstructions", stem,
+                        ceiling="semantic_top1_plain")
+
+
+def plot_attack_grid(plain: np.ndarray, reconstructions: Mapping[tuple[str, str], np.ndarray],
+                     stem: Path) -> list[Path]:
+    """Example reconstructions as a scheme x attack grid: one row per scheme, one column per attack, each cell the
+    first attacked image (the plain image in the first column).
 
     Args:
-        plain: ``(k, H, W, 3)`` uint8, the attacked test images.
-        reconstructions: ``{(scheme, attack): (k, H, W, 3) uint8}`` in row order.
+        plain: ``(k, H, W, 3)`` uint8, the attacked test images (the first is shown).
+        reconstructions: ``{(scheme, attack): (k, H, W, 3) uint8}``.
         stem: output path without suffix.
     """
-    rows: dict[str, dict[str, np.ndarray]] = {"plain": {"image": plain}}
-    for (scheme, attack), images in reconstructions.items():
-        rows[f"{scheme} / {attack}"] = {"reconstruction": images}
-    labelled = {name: kinds for name, kinds in rows.items()}
-    return plot_examples(labelled, stem)
+    if not reconstructions:
+        raise EtcbenchError("no attack reconstructions for the example grid")
+    schemes = list(dict.fromkeys(s for s, _ in reconstructions))
+    found = list(dict.fromkeys(a for _, a in reconstructions))
+    attacks = (["none"] if "none" in found else []) + [a for a in found if a != "none"]
+    fig, axes = plt.subplots(len(schemes), len(attacks) + 1, figsize=(1.3 * (len(attacks) + 1), 1.4 * len(schemes)),
+                             squeeze=False)
+    for r, scheme in enumerate(schemes):
+        for c, name in enumerate(["plain", *attacks]):
+            ax = axes[r, c]
+            images = plain if c == 0 else reconstructions.get((scheme, name))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=8)
+            if images is None:  # the attack did not run against this scheme
+                ax.set_frame_on(False)
+                continue
+            ax.imshow(images[0], cmap="gray" if images.shape[-1] == 1 else None)
+        axes[r, 0].set_ylabel(scheme, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle("Attacks: the first test image, scheme by scheme (rows) and attack by attack (columns)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+

@@ -29,7 +29,10 @@ __all__ = [
     "accuracy_summary",
     "attack_table",
     "key_mismatch_table",
+    "position_leak_table",
     "ATTACK_COLUMNS",
+    "CONTROL_SSIM",
+    "POSITION_LEAK_COLUMNS",
     "KEY_MISMATCH_COLUMNS",
     "write_table",
 ]
@@ -43,9 +46,18 @@ COMPRESSION_COLUMNS = ["dataset", "image_size", "block_size", "scheme", "jpeg_qu
 SUMMARY_COLUMNS = ["dataset", "image_size", "block_size", "model", "scheme", "top1_mean_pct", "top1_std_pct",
                    "top1_ci95_pct", "n_seeds",
                    "paper_top1"]
-ATTACK_COLUMNS = ["dataset", "image_size", "block_size", "scheme", "attack", "ssim", "ssim_std", "psnr", "psnr_std",
-                  "direct_comparison", "neighbour_comparison", "direct_comparison_sym", "neighbour_comparison_sym",
-                  "n_images", "attacker_images", "attacker_keys", "seconds"]
+ATTACK_COLUMNS = ["dataset", "image_size", "block_size", "scheme", "attack", "known_pairs", "ssim", "ssim_std",
+                  "ssim_ci95", "psnr", "psnr_std", "native_size", "ssim_native", "psnr_native", "control_ssim",
+                  "control_ssim_native", "under_trained", "semantic_top1", "semantic_top1_plain", "key_share",
+                  "direct_comparison", "neighbour_comparison", "largest_component", "direct_comparison_sym",
+                  "neighbour_comparison_sym", "largest_component_sym", "ssim_best_candidate", "n_images",
+                  "attacker_images", "attacker_ciphertexts", "attacker_keys", "target_key_ciphertexts", "seconds"]
+# a learned attack whose control (the same attack on the plain scheme, where it only has to learn the identity)
+# stays below this SSIM at the native resolution is flagged as under-trained
+CONTROL_SSIM = 0.8
+POSITION_LEAK_COLUMNS = ["dataset", "image_size", "block_size", "scheme", "model", "seed", "method", "tokens",
+                         "share", "share_up_to_symmetry", "identity_share", "chance"]
+_CONTROLLED = ("itn", "gan", "gan-paired")
 KEY_MISMATCH_COLUMNS = ["dataset", "image_size", "block_size", "model", "scheme", "seed", "test_key", "top1"]
 PAPER_NOT_AVAILABLE = "not available"
 PAPER_NOTE = "Paper values: not available (the paper's tables are not known; see docs/paper.md §12)."
@@ -186,17 +198,53 @@ def attack_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     ``psnr`` is ``inf`` where every reconstruction is exact. The ``none`` attack (the encrypted image as it is)
     sorts first within a scheme.
     """
+    records = [{"control_ssim": None, "control_ssim_native": None, "under_trained": None, **r} for r in records]
     df = _frame(records, ATTACK_COLUMNS, "attack")
+    floats = ["ssim", "ssim_std", "ssim_ci95", "psnr", "psnr_std", "ssim_native", "psnr_native", "semantic_top1",
+              "semantic_top1_plain", "key_share", "direct_comparison", "neighbour_comparison", "largest_component",
+              "direct_comparison_sym", "neighbour_comparison_sym", "largest_component_sym", "ssim_best_candidate",
+              "seconds"]
     df = _cast(df, {"dataset": str, "image_size": "int64", "block_size": "int64", "scheme": str, "attack": str,
-                    "ssim": "float64", "ssim_std": "float64", "psnr": "float64", "psnr_std": "float64",
-                    "direct_comparison": "float64", "neighbour_comparison": "float64",
-                    "direct_comparison_sym": "float64", "neighbour_comparison_sym": "float64", "n_images": "int64",
-                    "attacker_images": "int64", "attacker_keys": "int64", "seconds": "float64"}, "attack")
-    keys = ["dataset", "image_size", "block_size", "scheme", "attack"]
+                    "known_pairs": "Int64", "native_size": "Int64", "n_images": "int64", "attacker_images": "int64",
+                    "attacker_ciphertexts": "int64", "attacker_keys": "int64",
+                    **{c: "float64" for c in floats}}, "attack")
+    keys = ["dataset", "image_size", "block_size", "scheme", "attack", "known_pairs"]
     _check_duplicates(df, keys, "attack")
+    df = _with_controls(df)
     df["_order"] = df["attack"] != "none"
-    df = df.sort_values(["dataset", "image_size", "block_size", "scheme", "_order", "attack"], kind="mergesort")
+    df = df.sort_values(["dataset", "image_size", "block_size", "scheme", "_order", "attack", "known_pairs"],
+                        kind="mergesort")
     return df[ATTACK_COLUMNS].reset_index(drop=True)
+
+
+def _with_controls(df: pd.DataFrame) -> pd.DataFrame:
+    """Each learned attack's control beside it: its SSIM on the plain scheme of the same setting (at the scored
+    and the native size), and ``under_trained`` where the native control is below :data:`CONTROL_SSIM` (empty
+    where the setting attacks no plain scheme, or the attack does not learn)."""
+    setting = ["dataset", "image_size", "block_size", "attack"]
+    control = (df.loc[(df["scheme"] == "plain") & df["attack"].isin(_CONTROLLED), [*setting, "ssim", "ssim_native"]]
+               .rename(columns={"ssim": "_c", "ssim_native": "_cn"}))
+    df = df.drop(columns=["control_ssim", "control_ssim_native", "under_trained"]).merge(control, on=setting,
+                                                                                         how="left")
+    learned = df["attack"].isin(_CONTROLLED) & df["_cn"].notna()
+    df["control_ssim"] = df["_c"].where(learned)
+    df["control_ssim_native"] = df["_cn"].where(learned)
+    df["under_trained"] = pd.array([bool(c < CONTROL_SSIM) if ok else None
+                                    for c, ok in zip(df["_cn"], learned)], dtype="boolean")
+    return df.drop(columns=["_c", "_cn"])
+
+
+def position_leak_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per (setting, scheme, model, seed): the share of block positions recovered from a ViT's learned
+    position embeddings (as matched, and up to a symmetry of the grid), beside the identity guess and chance;
+    empty shares where the scheme scrambles no blocks."""
+    df = _frame(records, POSITION_LEAK_COLUMNS, "position-leak")
+    df = _cast(df, {"dataset": str, "image_size": "int64", "block_size": "int64", "scheme": str, "model": str,
+                    "seed": "int64", "tokens": "int64", "share": "float64", "share_up_to_symmetry": "float64",
+                    "identity_share": "float64", "chance": "float64"}, "position-leak")
+    keys = ["dataset", "image_size", "block_size", "scheme", "model", "seed"]
+    _check_duplicates(df, keys, "position-leak")
+    return df.sort_values(keys, kind="mergesort")[POSITION_LEAK_COLUMNS].reset_index(drop=True)
 
 
 def key_mismatch_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -9,13 +9,21 @@ from hypothesis import strategies as st
 from skimage.metrics import structural_similarity
 
 from etcbench import attacks, ciphers
-from etcbench.attacks.jigsaw import (Jigsaw, apply_variants, assemble, compose_variants, decode_variant, encode_variant,
-                                     invert_variant)
+from etcbench.attacks.jigsaw import (
+    Jigsaw,
+    apply_variants,
+    assemble,
+    compose_variants,
+    decode_variant,
+    encode_variant,
+    global_candidates,
+    invert_variant,
+)
 from etcbench.attacks.layout import direct_comparison, grid_symmetry_map, neighbour_comparison
 from etcbench.ciphers import from_blocks, to_blocks
 from etcbench.ciphers.etc import CHANNEL_PERMS
 
-OFF = dict(rotate_flip=False, negative_positive=False, color_permutation=False)
+OFF = {"rotate_flip": False, "negative_positive": False, "color_permutation": False}
 
 
 def _ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -273,3 +281,88 @@ def test_layout_score_invariants(grid, seed):
     # up to symmetry is never below as is
     assert (direct_comparison(sol, true, grid=grid, up_to_symmetry=True) >= d).all()
     assert (neighbour_comparison(sol, true, grid, up_to_symmetry=True) >= nb).all()
+
+
+# ------------------------------------------------------------------------------------------ global candidates
+
+@pytest.mark.parametrize("shape, options, k", [
+    ((2, 8, 8, 3), {}, 96),
+    ((2, 8, 12, 3), {}, 4 * 2 * 6),
+    ((2, 8, 8, 1), {}, 16),
+    ((2, 12, 8, 1), {}, 8),
+    ((2, 8, 8, 3), OFF, 1),
+    ((2, 8, 12, 3), {"negative_positive": False, "color_permutation": False}, 4),
+    ((2, 8, 8, 3), {"rotate_flip": False, "color_permutation": False}, 2),
+    ((2, 8, 8, 3), {"rotate_flip": False, "negative_positive": False}, 6),
+    ((2, 8, 8, 1), {"rotate_flip": False, "negative_positive": False}, 1),
+])
+def test_global_candidates_count(shape, options, k):
+    x = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    cands, labels = global_candidates(x, **options)
+    assert cands.shape == (k, *shape) and cands.dtype == np.uint8 and cands.flags.c_contiguous
+    assert len(labels) == len(set(labels)) == k
+    assert labels[0] == "id"
+    np.testing.assert_array_equal(cands[0], x)
+    # noise images: all candidates differ from each other
+    assert len({c.tobytes() for c in cands}) == k
+
+
+def test_global_candidates_labels():
+    x = np.random.default_rng(1).integers(0, 256, (2, 6, 6, 3), dtype=np.uint8)
+    cands, labels = global_candidates(x)
+    expected = {"rot90": np.rot90(x, 1, axes=(1, 2)), "rot180": x[:, ::-1, ::-1], "rot270": np.rot90(x, 3, axes=(1, 2)),
+                "flip-lr": x[:, :, ::-1], "flip-ud": x[:, ::-1], "transpose": x.transpose(0, 2, 1, 3),
+                "anti-transpose": x[:, ::-1, ::-1].transpose(0, 2, 1, 3), "np": 255 - x, "bgr": x[..., ::-1],
+                "gbr": x[..., [1, 2, 0]], "flip-lr+np+gbr": 255 - x[:, :, ::-1][..., [1, 2, 0]],
+                "rot90+np": 255 - np.rot90(x, 1, axes=(1, 2))}
+    for label, image in expected.items():
+        np.testing.assert_array_equal(cands[labels.index(label)], image, err_msg=label)
+    rect = x[:, :4]
+    rect_labels = global_candidates(rect, negative_positive=False, color_permutation=False)[1]
+    assert rect_labels == ["id", "rot180", "flip-lr", "flip-ud"]
+    assert global_candidates(x[..., :1])[1][8:10] == ["np", "rot90+np"]
+
+
+@given(st.sampled_from([(0, 1, 1), (1, 1, 0), (0, 0, 1), (1, 0, 0), (1, 1, 1)]), st.integers(0, 2**31 - 1))
+@settings(max_examples=15, deadline=None)
+def test_global_candidates_follow_the_variant_encoding(options, seed):
+    """A square image is one piece: candidate k is apply_variants with the k-th enabled variant code."""
+    rotate_flip, negative_positive, color_permutation = (bool(o) for o in options)
+    x = np.random.default_rng(seed).integers(0, 256, (2, 5, 5, 3), dtype=np.uint8)
+    cands, _ = global_candidates(x, rotate_flip=rotate_flip, negative_positive=negative_positive,
+                                 color_permutation=color_permutation)
+    g, neg, col = decode_variant(np.arange(96))
+    enabled = (rotate_flip | (g == 0)) & (negative_positive | (neg == 0)) & (color_permutation | (col == 0))
+    codes = np.flatnonzero(enabled)
+    assert len(codes) == len(cands)
+    for k, code in enumerate(codes):
+        np.testing.assert_array_equal(cands[k], apply_variants(x[:, None], np.full((2, 1), code))[:, 0])
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([(5, 5, 3), (4, 7, 3), (6, 6, 1), (6, 3, 1)]))
+@settings(max_examples=30, deadline=None)
+def test_global_candidates_undo_any_global_transform(seed, shape):
+    """Each image transformed by its own random global symmetry/inversion/colour order: exactly one candidate of
+    the result is the original image (drawn independently of the implementation)."""
+    rng = np.random.default_rng(seed)
+    h, w, c = shape
+    plain = rng.integers(0, 256, (3, *shape), dtype=np.uint8)
+    moved = []
+    for image in plain:
+        g = int(rng.choice(range(8) if h == w else [0, 2, 4, 6]))
+        image = np.rot90(image, g % 4)
+        image = image[:, ::-1] if g >= 4 else image
+        image = 255 - image if rng.integers(2) else image
+        moved.append(image[..., CHANNEL_PERMS[rng.integers(6)]] if c == 3 else image)
+    cands, _ = global_candidates(np.stack(moved))
+    hits = (cands == plain[None]).all(axis=(2, 3, 4))  # (K, N)
+    np.testing.assert_array_equal(hits.sum(axis=0), 1)
+
+
+def test_global_candidates_bad_input():
+    with pytest.raises(ValueError, match="shape"):
+        global_candidates(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="shape"):
+        global_candidates(np.zeros((1, 8, 8, 2), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        global_candidates(np.zeros((1, 8, 8, 3), np.float32))

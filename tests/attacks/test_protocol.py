@@ -11,7 +11,8 @@ import pytest
 
 from etcbench import attacks, ciphers
 from etcbench.attacks.base import Attack, Reconstruction
-from etcbench.attacks.protocol import attacker_data, default_options, run_attack, true_positions
+from etcbench.attacks.protocol import (Scoring, attacker_data, default_options, run_attack, true_positions,
+                                      unpaired_data)
 from etcbench.grid import attacker_seeds
 from etcbench.errors import EtcbenchError
 from etcbench.io import save_npz
@@ -38,7 +39,7 @@ def test_fit_never_sees_the_target_key_or_the_target_images(natural_images):
     target = scheme.encrypt(target_plain, target_key)
     spy = Spy(block_size=16)
     pairs = attacker_data(scheme, own, attacker_seeds(100, 3, [7, 8]), target_key)
-    record, rgb = run_attack(spy, scheme, target_key, target, target_plain, pairs)
+    record, rgb = run_attack(spy, scheme, target_key, target, Scoring(target_plain), pairs)
     plain_seen, enc_seen = spy.seen
     assert np.array_equal(plain_seen, own)  # the attacker's own images, and only those
     rows = {im.tobytes() for im in target} | {im.tobytes() for im in target_plain}
@@ -56,7 +57,7 @@ def test_a_learning_attack_without_attacker_data_is_refused(natural_images):
     scheme = ciphers.create("etc", block_size=16)
     key = scheme.generate_key(seed=7, image_size=(64, 64))
     with pytest.raises(EtcbenchError, match="no attacker data"):
-        run_attack(Spy(block_size=16), scheme, key, natural_images, natural_images, None)
+        run_attack(Spy(block_size=16), scheme, key, natural_images, Scoring(natural_images), None)
 
 
 def test_the_target_key_is_refused_as_an_attacker_key(natural_images):
@@ -69,13 +70,13 @@ def test_the_target_key_is_refused_as_an_attacker_key(natural_images):
 def test_no_attack_scores_the_encrypted_image_itself(natural_images):
     plain = ciphers.create("plain", block_size=16)
     key = plain.generate_key(seed=1, image_size=(64, 64))
-    record, _ = run_attack(attacks.create("none", block_size=16), plain, key, natural_images, natural_images,
-                           None)
+    record, _ = run_attack(attacks.create("none", block_size=16), plain, key, natural_images,
+                           Scoring(natural_images), None)
     assert record["ssim"] == pytest.approx(1.0) and record["psnr"] == float("inf")
     etc = ciphers.create("etc", block_size=16)
     key = etc.generate_key(seed=1, image_size=(64, 64))
     record, _ = run_attack(attacks.create("none", block_size=16), etc, key, etc.encrypt(natural_images, key),
-                           natural_images, None)
+                           Scoring(natural_images), None)
     assert record["ssim"] < 0.3 and record["attacker_keys"] == 0 and record["direct_comparison"] is None
 
 
@@ -83,7 +84,7 @@ def test_grayscale_plane_reconstructions_are_scored_in_rgb(natural_images):
     scheme = ciphers.create("etc-gray", block_size=16)
     key = scheme.generate_key(seed=1, image_size=(64, 64))
     record, rgb = run_attack(attacks.create("none", block_size=16), scheme, key, scheme.encrypt(natural_images, key),
-                             natural_images, None)
+                             Scoring(natural_images), None)
     assert rgb.shape == natural_images.shape and record["ssim"] < 0.5
 
 
@@ -96,9 +97,44 @@ def test_true_positions_follow_the_block_order_of_the_key():
     assert np.array_equal(true_positions(le_key, 1)[0], np.arange(16))
 
 
+def test_the_unpaired_gan_never_gets_a_plain_image_with_its_own_ciphertext(natural_images):
+    scheme = ciphers.create("etc", block_size=16)
+    target_key = scheme.generate_key(seed=7, image_size=(64, 64))
+    data = unpaired_data(scheme, natural_images[:9], target_key)
+    assert not set(data.plain_index) & set(data.encrypted_index)  # disjoint by index
+    assert sorted([*data.plain_index, *data.encrypted_index]) == list(range(9))
+    np.testing.assert_array_equal(data.plain, natural_images[data.plain_index])
+    # the ciphertexts are the other images under the *target* key (the cloud's view)
+    np.testing.assert_array_equal(data.encrypted, scheme.encrypt(natural_images[data.encrypted_index], target_key))
+    assert data.key_fingerprints == [target_key.fingerprint]
+    with pytest.raises(EtcbenchError, match="at least 4"):
+        unpaired_data(scheme, natural_images[:3], target_key)
+
+
+def test_scores_at_the_native_size_and_semantic_leakage(natural_images):
+    from etcbench.data.transforms import resize_numpy
+
+    native = resize_numpy(natural_images, 32)
+    calls = []
+
+    def classify(images, labels):
+        calls.append(images.shape)
+        return 0.25
+
+    plain = ciphers.create("plain", block_size=16)
+    key = plain.generate_key(seed=1, image_size=(64, 64))
+    scoring = Scoring(natural_images, native=native, labels=np.zeros(len(native), int), classify=classify)
+    record, _ = run_attack(attacks.create("none", block_size=16), plain, key, natural_images, scoring, None)
+    # the plain image resized back is compared with the native image: near 1, not exactly (resampling twice)
+    assert record["native_size"] == 32 and 0.8 < record["ssim_native"] <= 1.0
+    assert record["semantic_top1"] == 0.25 and calls == [natural_images.shape]
+    assert record["ssim_ci95"] == 0.0  # identical images: no spread
+
+
 def test_learning_attacks_use_the_pixel_network_against_pe():
     assert default_options("itn", "pe", {}) == {"arch": "pixel"}
     assert default_options("gan", "etc", {"epochs": 2}) == {"epochs": 2, "arch": "block"}
+    assert default_options("gan-paired", "pe", {}) == {"arch": "pixel"}
     assert default_options("itn", "pe", {"arch": "block"}) == {"arch": "block"}
     assert default_options("fr", "pe", {}) == {}
 
@@ -110,7 +146,8 @@ def test_attack_stage_bad_input_is_one_line_and_no_output(tmp_path, natural_imag
     y = np.zeros(len(natural_images), np.int64)
     save_npz(tmp_path / "enc.npz", x=scheme.encrypt(natural_images, key), y=y, key_fingerprint=np.array(key.fingerprint))
     save_npz(tmp_path / "plain.npz", x=natural_images, y=y, key_fingerprint=np.array("plain"))
-    save_npz(tmp_path / "data.npz", train_x=natural_images[:, ::2, ::2], train_y=y)
+    save_npz(tmp_path / "data.npz", train_x=natural_images[:, ::2, ::2], train_y=y, test_x=natural_images[:, ::2, ::2],
+             test_y=y)
     outs = [tmp_path / "a.json", tmp_path / "a.npz"]
     base = [sys.executable, "-m", "etcbench", "attack", "--data", str(tmp_path / "data.npz"), "--key",
             str(tmp_path / "k.npz"), "--test", str(tmp_path / "enc.npz"), "--plain", str(tmp_path / "plain.npz"),
@@ -120,6 +157,11 @@ def test_attack_stage_bad_input_is_one_line_and_no_output(tmp_path, natural_imag
         "that are not run": ["--attacks", "fr", "--options", json.dumps({"itn": {}}), "--attacker-seed", "100",
                              "--defender-seeds", "7"],
         "unknown attack": ["--attacks", "rot13", "--attacker-seed", "100", "--defender-seeds", "7"],
+        "shared-key applies to": ["--attacks", "shared-key", "--attacker-seed", "100", "--defender-seeds", "7"],
+        "exceeds the attacker's": ["--attacks", "kpa", "--options", json.dumps({"kpa": {"pairs": [1, 99]}}),
+                                   "--train-images", "10", "--attacker-seed", "100", "--defender-seeds", "7"],
+        "has no option depth": ["--attacks", "itn", "--options", json.dumps({"itn": {"depth": 3}}),
+                                "--attacker-seed", "100", "--defender-seeds", "7"],
     }
     for message, args in cases.items():
         res = subprocess.run(base + args, capture_output=True, text=True)

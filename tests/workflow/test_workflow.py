@@ -44,7 +44,7 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     seeds = len(cfg.get("seeds", [0]))
     jpeg = cfg.get("jpeg", {})
     subsampling = len(jpeg.get("subsampling", ["444", "420"]))
-    runs = keys = other_keys = variants = attacks = 0
+    runs = keys = other_keys = variants = attacks = leaks = 0
     for setting in cfg["grid"]:
         schemes = setting["schemes"]
         runs += sum(len(models) for models in schemes.values()) * seeds
@@ -53,10 +53,17 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         other_keys += sum(1 for s, models in schemes.items() if models and s != "plain")
         # one JPEG job per (scheme, chroma subsampling), coding every quality
         variants += sum(1 if s in PLANE_SUBSAMPLING else subsampling for s in schemes)
-        attacks += len(schemes) if setting.get("attacks") else 0
+        # an attack by name runs on every scheme of its setting (fr, which every config lists, applies to all);
+        # {name: [schemes]} on those schemes
+        listed = setting.get("attacks", [])
+        named = {s for item in listed if isinstance(item, dict) for schemes in item.values() for s in schemes}
+        attacks += len(schemes) if any(isinstance(item, str) for item in listed) else len(named)
+        # position leakage: every ViT trained on an encrypted scheme of an attacked setting with a plain ViT
+        if listed and "vit" in schemes.get("plain", []):
+            leaks += sum(1 for s, models in schemes.items() if s != "plain" and "vit" in models) * seeds
     return {"train_model": runs, "evaluate_model": runs, "make_key": keys, "encrypt_test": keys,
             "make_other_key": other_keys, "encrypt_other_test": other_keys, "compress_jpeg": variants,
-            "attack_scheme": attacks, "prepare_data": 1, "make_report": 1}
+            "attack_scheme": attacks, "position_leak": leaks, "prepare_data": 1, "make_report": 1}
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/smoke.yaml", "config/paper.yaml"])
@@ -216,21 +223,39 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
     assert len(km) == 3 * len(acc[acc.subsampling == "none"]) - len(acc[(acc.subsampling == "none") &
                                                                         (acc.scheme == "plain")])
     assert set(km.test_key) == {"own", "other", "none"} and km.top1.between(0, 1).all()
-    # attacks: every scheme of the attacked setting, each attack plus the "none" floor
-    att = pd.read_csv(report / "attacks.csv")
+    # attacks: every scheme of the first attacked setting, each attack (kpa once per number of pairs) plus the
+    # "none" floor; the second setting's shared-key estimation on its two shared-key schemes
+    att = pd.read_csv(report / "attacks.csv", dtype={"known_pairs": "Int64"})
     attacked = cfg["grid"][0]
-    assert len(att) == len(attacked["schemes"]) * (1 + len(attacked["attacks"]))
-    assert set(att.attack) == {"none", *attacked["attacks"]} and att.ssim.between(-1, 1).all()
-    floor = att.set_index(["scheme", "attack"])
+    first = att[att.block_size == attacked["block_size"]]
+    pairs = cfg["attack"]["options"]["kpa"]["pairs"]
+    assert len(first) == len(attacked["schemes"]) * (len(attacked["attacks"]) + len(pairs))
+    assert set(first.attack) == {"none", *attacked["attacks"]} and att.ssim.between(-1, 1).all()
+    second = att[att.block_size == 4]
+    assert sorted(zip(second.scheme, second.attack)) == [("le", "none"), ("le", "shared-key"),
+                                                         ("pixel-shuffle", "none"), ("pixel-shuffle", "shared-key")]
+    assert second.loc[second.attack == "shared-key", "key_share"].between(0, 1).all()
+    floor = first.set_index(["scheme", "attack"])
     assert floor.ssim["plain", "none"] == pytest.approx(1.0) and floor.ssim["etc", "none"] < 0.5
-    assert att.loc[att.attack == "jigsaw", "direct_comparison"].between(0, 1).all()
+    assert first.loc[first.attack == "jigsaw", ["direct_comparison", "largest_component", "ssim_best_candidate"]
+                     ].apply(lambda c: c.between(-1, 1)).all().all()
     assert att.loc[att.attack != "jigsaw", "direct_comparison"].isna().all()
+    # known pairs recover EtC's key exactly; the native size is CIFAR's; the plain model scores the semantics
+    kpa = first[(first.attack == "kpa") & (first.scheme == "etc")]
+    assert kpa.known_pairs.tolist() == pairs and (kpa.key_share == 1.0).all() and (kpa.ssim == 1.0).all()
+    assert (first.native_size == 32).all() and first.semantic_top1.between(0, 1).all()
+    learned = first[first.attack.isin(["itn", "gan", "gan-paired"])]
+    control = learned[learned.scheme == "plain"].set_index("attack").ssim_native
+    assert (learned.control_ssim_native == learned.attack.map(control)).all()
+    assert learned.under_trained.notna().all() and first.loc[first.attack == "fr", "under_trained"].isna().all()
+    leak = pd.read_csv(report / "position_leak.csv")
+    assert leak[["scheme", "model"]].values.tolist() == [["etc-gray", "vit"]]  # a plane: not applicable
     assert "not available" in (report / "summary.md").read_text()
     for name in ("top1_by_model_scheme", "top1_vs_jpeg_quality", "jpeg_bpp_psnr", "examples", "attack_ssim",
-                 "attack_examples"):
+                 "attack_examples", "attack_semantic"):
         assert (report / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (report / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
-    for table in ("accuracy", "summary", "compression", "key_mismatch", "attacks"):
+    for table in ("accuracy", "summary", "compression", "key_mismatch", "attacks", "position_leak"):
         assert (report / f"{table}.tex").stat().st_size > 0 and (report / f"{table}.md").stat().st_size > 0
     resolved = (report / "config.yaml").read_text()
     assert "train_size: 200" in resolved and "key_seed" not in resolved

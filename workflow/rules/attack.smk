@@ -4,11 +4,13 @@ rule attack_scheme:
         key="results/keys/{setting}/{scheme}.key.npz",
         test="results/encrypted/{setting}/{scheme}/test.npz",
         plain="results/encrypted/{setting}/plain/test.npz",
+        classifier=attack_classifier,
     output:
         records="results/attacks/{setting}/{scheme}.json",
         examples="results/attacks/{setting}/{scheme}.examples.npz",
     params:
-        attacks=lambda wildcards: " ".join(SETTINGS[wildcards.setting]["attacks"]),
+        attacks=lambda wildcards: " ".join(attack_names(wildcards)),
+        classifier=lambda wildcards, input: f"--classifier {input.classifier}" if input.classifier else "",
         options=attack_options,
         num_images=config["attack"]["num_images"],
         train_images=config["attack"]["train_images"],
@@ -33,5 +35,23 @@ rule attack_scheme:
         "--train-images {params.train_images} --attacker-keys {params.attacker_keys} "
         "--attacker-seed {params.attacker_seed} --defender-seeds {params.defender_seeds} --seed {params.seed} "
         "--interpolation {params.interpolation} --num-examples {params.num_examples} --dataset {params.dataset} "
-        "--device {params.device} --threads {threads} --no-progress "
+        "{params.classifier} --device {params.device} --threads {threads} --no-progress "
         "--out {output.records} --out-examples {output.examples} 2> {log}"
+
+
+rule position_leak:
+    input:
+        model="results/models/{setting}/{scheme}/{model}/seed{seed}/model.pt",
+        reference="results/models/{setting}/plain/{model}/seed{seed}/model.pt",
+        key="results/keys/{setting}/{scheme}.key.npz",
+    output:
+        "results/attacks/{setting}/{scheme}.position-{model}-seed{seed}.json",
+    params:
+        init=lambda wildcards: position_init(wildcards.model),
+    log:
+        "results/logs/position_leak/{setting}-{scheme}-{model}-seed{seed}.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m etcbench position-leak --model {input.model} --reference {input.reference} --key {input.key} "
+        "--init {params.init:q} --out {output} 2> {log}"

@@ -68,14 +68,28 @@ def other_key_test(wildcards):
     return f"results/encrypted/{wildcards.setting}/{wildcards.scheme}/test-other.npz"
 
 
+ATTACK_RUNS = {(setting, scheme): names for setting, scheme, names in grid.attack_runs(config)}
+
+
 def attack_runs():
-    return grid.attack_runs(config)
+    return list(ATTACK_RUNS)
+
+
+def attack_names(wildcards):
+    """The attacks run against this scheme of this setting."""
+    return ATTACK_RUNS[(wildcards.setting, wildcards.scheme)]
 
 
 def attack_options(wildcards):
-    """Options of the attacks this setting runs (as one JSON object)."""
-    names = SETTINGS[wildcards.setting]["attacks"]
+    """Options of the attacks this scheme's job runs (as one JSON object)."""
+    names = attack_names(wildcards)
     return as_json({k: v for k, v in config["attack"]["options"].items() if k in names})
+
+
+def attack_classifier(wildcards):
+    """The plain-trained model that scores semantic leakage (none when the setting trains no plain model)."""
+    path = grid.attack_classifier(config, wildcards.setting)
+    return [path] if path else []
 
 
 def attack_records():
@@ -84,6 +98,17 @@ def attack_records():
 
 def attack_examples():
     return [f"results/attacks/{setting}/{scheme}.examples.npz" for setting, scheme in attack_runs()]
+
+
+def position_init(model):
+    """What a model's training started from (its pretrained setting): the position-leak matching subtracts it."""
+    value = config["pretrained"].get(model, False)
+    return "random" if value is False else "pretrained" if value is True else str(value)
+
+
+def position_leak_records():
+    return [f"results/attacks/{setting}/{scheme}.position-{model}-seed{seed}.json"
+            for setting, scheme, model, seed in grid.position_leak_runs(config)]
 
 
 
@@ -110,13 +135,17 @@ def example_files():
     return [f"results/encrypted/{MAIN_SETTING}/{scheme}/examples.npz" for scheme in SETTINGS[MAIN_SETTING]["schemes"]]
 
 
-REPORT_TABLES = ["accuracy", "summary", "compression", "key_mismatch"] + (["attacks"] if attack_runs() else [])
-REPORT_FIGURES = [
-    "top1_by_model_scheme",
-    "top1_vs_jpeg_quality",
-    "jpeg_bpp_psnr",
-    "examples",
-] + (["attack_examples", "attack_ssim"] if attack_runs() else [])
+SEMANTIC_LEAKAGE = any(grid.attack_classifier(config, setting) for setting, _ in attack_runs())
+REPORT_TABLES = (
+    ["accuracy", "summary", "compression", "key_mismatch"]
+    + (["attacks"] if attack_runs() else [])
+    + (["position_leak"] if position_leak_records() else [])
+)
+REPORT_FIGURES = (
+    ["top1_by_model_scheme", "top1_vs_jpeg_quality", "jpeg_bpp_psnr", "examples"]
+    + (["attack_examples", "attack_ssim"] if attack_runs() else [])
+    + (["attack_semantic"] if SEMANTIC_LEAKAGE else [])
+)
 
 
 def report_outputs():

@@ -5,6 +5,7 @@ rule make_report:
         examples=example_files(),
         attacks=attack_records(),
         attack_examples=attack_examples(),
+        position_leaks=position_leak_records(),
     output:
         tables=expand(
             "results/report/{table}.{ext}",
@@ -61,6 +62,24 @@ rule make_report:
         ]
         if attack_runs()
         else [],
+        semantic_files=[
+            report(
+                "results/report/figures/attack_semantic.png",
+                caption="../report/attack_semantic.rst",
+                category="Attacks",
+            )
+        ]
+        if SEMANTIC_LEAKAGE
+        else [],
+        leak_files=[
+            report(
+                "results/report/position_leak.csv",
+                caption="../report/position_leak.rst",
+                category="Attacks",
+            )
+        ]
+        if position_leak_records()
+        else [],
         pdfs=expand("results/report/figures/{figure}.pdf", figure=REPORT_FIGURES),
         config="results/report/config.yaml",
     params:
@@ -74,4 +93,5 @@ rule make_report:
         "python -m etcbench report --accuracy {input.accuracy} --compression {input.compression} "
         "--examples {input.examples} --num-examples {params.num_examples} "
         "--attacks {input.attacks} --attack-examples {input.attack_examples} "
+        "--position-leaks {input.position_leaks} "
         "--config {params.config:q} --out-dir results/report 2> {log}"
