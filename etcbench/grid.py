@@ -154,9 +154,6 @@ def _check_attacks(config: Mapping[str, Any]) -> None:
         if pairs > attack["train_images"]:
             raise GridError(f"config attack.options.kpa: {pairs} known pairs exceed the attacker's "
                             f"{attack['train_images']} images (attack.train_images)")
-    unused = sorted(set(attack["options"]) - {n for e in config["grid"] for n, _ in _attack_entries(e)})
-    if unused:
-        raise GridError(f"config attack.options: {', '.join(unused)} not run by any grid setting")
 
 
 def train_cells(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:

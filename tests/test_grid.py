@@ -81,7 +81,6 @@ def test_attacks_by_name_skip_schemes_they_cannot_apply_to():
     (["itn"], {"itn": {"depth": 3}}, "attack.options.itn: attack 'itn' has no option depth"),
     (["itn"], {"itn": {"optimizer": "lbfgs"}}, "optimizer must be one of sgd, adam"),
     (["kpa"], {"kpa": {"pairs": [1, 16]}}, "16 known pairs exceed the attacker's 10 images"),
-    (["fr"], {"itn": {}}, "attack.options: itn not run by any grid setting"),
 ])
 def test_bad_attack_configs_stop_before_any_job(attacks, options, message):
     with pytest.raises(GridError, match=message):

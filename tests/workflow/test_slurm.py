@@ -30,13 +30,13 @@ from test_workflow import REPO, job_counts, snakemake
 # columns that measure time, not results
 TIMING = {"seconds"}
 TABLES = ["accuracy", "summary", "compression", "key_mismatch", "attacks"]
-# every rule once or twice: plain (the PSNR reference, no model), EtC with a model (so the other key and its
-# test set exist), the training-free FR attack on both
+# every rule once or twice: plain with the ViT (the PSNR reference, and the classifier that scores the attacks'
+# semantic leakage), EtC with a model (so the other key and its test set exist), the training-free FR attack on both
 SLICE = {"grid": [{"image_size": 32, "block_size": 8, "attacks": ["fr"],
-                   "schemes": {"plain": [], "etc": ["convmixer"]}}]}
+                   "schemes": {"plain": ["vit"], "etc": ["convmixer"]}}]}
 # the columns that name a table row's cell
 CELL = ["dataset", "image_size", "block_size", "model", "scheme", "jpeg_quality", "subsampling", "seed", "test_key",
-        "attack"]
+        "attack", "known_pairs"]
 # job slots of the test cluster: the widest wave of the slice
 SLOTS = 8
 
