@@ -150,7 +150,7 @@ def cmd_rehearse(a: argparse.Namespace) -> None:
     from .rehearsal import card_table, rehearse
 
     result = rehearse(a.configfile, Path(a.workdir), archive=a.archive, images=a.images, steps=a.steps,
-                      device=a.device)
+                      device=a.device, keep_weights=a.keep_weights)
     print(card_table(result))
     print(f"rehearsed {len(result['cells'])} trained cells in {result['seconds']:.0f} s; report in "
           f"{Path(a.workdir) / 'report'}")
@@ -285,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--images", type=int, default=8,
                    help="training images (a quarter as many, at least 2, for validation and test)")
     s.add_argument("--steps", type=int, default=2, help="optimiser steps per model")
+    s.add_argument("--keep-weights", action="store_true",
+                   help="keep each cell's model.pt and resumable state (about 1 GB per ViT-B cell)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=None)
 

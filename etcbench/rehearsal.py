@@ -16,6 +16,8 @@ Models are built at the config's size (ViT-B/16 at 224 px is ViT-B/16 at 224 px)
 weights (``pretrained: true``), which an offline machine cannot fetch, the rehearsal writes a stand-in checkpoint
 with timm's real tensor names and shapes for that tag and random values, so the strict loading of the real run is
 exercised; a local checkpoint path in the config is used as it is. The attacks are not rehearsed.
+Each cell's weights and resumable state (about 1 GB for ViT-B/16) are deleted once it is evaluated, unless
+``keep_weights``; their size is recorded, so a rehearsal of the paper's grid needs a few hundred MB of disk.
 
 Returns (and writes to ``<workdir>/rehearsal.json``) every trained cell's model card, resolved recipe and time.
 """
@@ -66,9 +68,19 @@ def stand_in_checkpoint(arch: str, out: Path) -> Path:
     return out
 
 
+def _drop_weights(cell_dir: Path, keep: bool) -> int:
+    """Bytes of the cell's model file and resumable state; both deleted unless ``keep``."""
+    files = [cell_dir / "model.pt", *sorted((cell_dir / "state").glob("*.pt"))]
+    size = sum(f.stat().st_size for f in files if f.is_file())
+    if not keep:
+        for f in files:
+            f.unlink(missing_ok=True)
+    return size
+
+
 def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = None,
              overrides: dict[str, Any] | None = None, images: int = 8, steps: int = 2,
-             device: str = "cpu") -> dict[str, Any]:
+             device: str = "cpu", keep_weights: bool = False) -> dict[str, Any]:
     """Rehearse the grid of ``config/config.yaml`` + ``configfiles`` + ``overrides`` in ``workdir``."""
     from .compression import compress_set
     from .data import cifar
@@ -128,9 +140,11 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
                 evaluate_model_file(out / "model.pt", base / "test-own.npz", out / "eval.json", jpeg,
                                     base / "test-other.npz" if scheme != "plain" else None, plain_test, 8, device)
                 accuracy.append(out / "eval.json")
+                weight_bytes = _drop_weights(out, keep_weights)
                 cells.append({"setting": sid, "scheme": scheme, "model": model, "seconds": time.perf_counter() - t0,
                               "model_card": result["train"]["model_card"], "recipe": recipe.to_dict(),
-                              "recipe_name": recipe_name_for(config["train"], model, scheme)})
+                              "recipe_name": recipe_name_for(config["train"], model, scheme),
+                              "weight_bytes": weight_bytes})
                 log.info("rehearsed %s %s %s in %.1f s", sid, scheme, model, cells[-1]["seconds"])
     build_report(accuracy=accuracy, compression=compression, examples=examples, num_examples=2,
                  out_dir=workdir / "report", config={k: v for k, v in config.items() if k != "key_seed"})
