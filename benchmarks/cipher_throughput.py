@@ -62,7 +62,8 @@ def main() -> None:
             ref = statistics.median(times["torch_copy"]) if k.startswith("torch_encrypt") else base
             ratios = [t / c for t, c in zip(ts, times["torch_copy" if k.startswith("torch_encrypt") else "copy"])]
             print(f"  {k:>20}: {statistics.median(ts) * 1e3:8.1f} ms  ratio to copy {statistics.median(ratios):.2f}x "
-                  f"(min {min(ratios):.2f}, max {max(ratios):.2f}); median-of-medians {statistics.median(ts) / ref:.2f}x")
+                  f"(min {min(ratios):.2f}, max {max(ratios):.2f}); "
+                  f"median-of-medians {statistics.median(ts) / ref:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,18 @@
 """Command line: ``etcbench <stage> ...`` (also ``python -m etcbench``), one subcommand per workflow stage.
 
 This module only parses: each subcommand maps its arguments to the stage function of the package module that owns
-it, runs it inside :func:`etcbench.io.all_or_nothing` and turns errors into exit codes. A bad input ends the stage
-with one line on stderr naming the problem, exit status 2, and no output left behind. Heavy libraries (torch, timm)
-are imported only by the stages that need them; the names a stage accepts (schemes, models, attacks) come from the
-registries.
+it, runs it inside :func:`etcbench.io.all_or_nothing` and turns errors into exit codes. Exit status 2 is a usage
+error (argparse: an unknown option, a missing argument, a name that is not one of the choices); a bad input (a
+missing or corrupt file, a wrong option value) ends the stage with exit status 1, one line on stderr,
+``etcbench <stage>: error: <message>``, and no output left behind; ``-v`` adds the traceback. Heavy libraries
+(torch, timm, and numpy until a stage runs) are imported only by the stages that need them; the names a stage
+accepts (schemes, models, attacks) come from the registries, the attack names through :data:`ATTACK_NAMES`.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import logging
 import os
@@ -19,10 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EtcbenchError
-from .io import all_or_nothing, json_object
+
+# the attack registry's names (``etcbench.attacks.available()``) written out, because filling that registry imports
+# torch and parsing must not; tests/test_cli.py checks that the two agree
+ATTACK_NAMES = ("fr", "gan", "gan-paired", "itn", "jigsaw", "kpa", "none", "shared-key")
 
 
 def _json_arg(text: str) -> dict[str, Any]:
+    from .io import json_object  # numpy: imported when a stage is parsed, not for --help or --version
+
     try:
         return json_object(text)
     except ValueError as exc:
@@ -47,6 +55,53 @@ class _Registered:
 
 
 SCHEMES, MODELS = _Registered("etcbench.ciphers"), _Registered("etcbench.models")
+
+
+def _shows_default(action: argparse.Action) -> bool:
+    """Whether ``--help`` names the option's default: options that take a value and have one."""
+    return (bool(action.option_strings) and not action.required and action.nargs != 0
+            and action.default is not None and action.default is not argparse.SUPPRESS)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``(default: X)`` after every option that takes a value and has a default (not None, not a flag's False, not
+    a required option's), also where the option has no help text, and not where the help text names its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if _shows_default(action) and "%(default)" not in text and "(default:" not in text:
+            shown = "none" if action.default == [] else "%(default)s"  # an empty list of files: none
+            text = f"{text} (default: {shown})".lstrip()
+        return text
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and _shows_default(action):  # argparse prints no help line at all without a help text
+            action = copy.copy(action)
+            action.help = self._get_help_string(action)
+        return super()._format_action(action)
+
+
+def version() -> str:
+    """The installed distribution's version, else the package's ``__version__``."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("etcbench")
+    except metadata.PackageNotFoundError:
+        return str(getattr(importlib.import_module(__package__ or "etcbench"), "__version__", "unknown"))
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print ``etcbench <version>`` and exit 0; the version is looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: Any = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"etcbench {version()}")
+        parser.exit()
 
 
 def _set_threads(threads: int | None) -> None:
@@ -142,7 +197,7 @@ def cmd_report(a: argparse.Namespace) -> None:
                  examples=[Path(p) for p in a.examples], num_examples=a.num_examples, out_dir=Path(a.out_dir),
                  config=a.config, attacks=[Path(p) for p in a.attacks],
                  attack_examples=[Path(p) for p in a.attack_examples],
-                 position_leaks=[Path(p) for p in a.position_leaks])
+                 position_leaks=[Path(p) for p in a.position_leaks], metrics=[Path(p) for p in a.metrics])
 
 
 def cmd_rehearse(a: argparse.Namespace) -> None:
@@ -158,12 +213,17 @@ def cmd_rehearse(a: argparse.Namespace) -> None:
 
 # parser -----------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="etcbench", description=__doc__.splitlines()[0])
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    verbose = "debug logging, and the traceback of an error"
+    p = argparse.ArgumentParser(prog="etcbench", description=__doc__.splitlines()[0], formatter_class=_HelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help=verbose)
+    p.add_argument("--version", action=_VersionAction, help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
+    # -v also after the stage's name; SUPPRESS keeps a -v given before the name
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose)
 
     def stage(name: str, fn: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_)
+        sp = sub.add_parser(name, help=help_, description=help_, parents=[common], formatter_class=_HelpFormatter)
         sp.set_defaults(func=fn)
         return sp
 
@@ -212,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--key", required=True)
     s.add_argument("--test", required=True, help="encrypted test set from 'encrypt'")
     s.add_argument("--model", required=True, choices=MODELS, metavar="MODEL", help="one of %(choices)s")
-    s.add_argument("--model-options", type=_json_arg, default={})
+    s.add_argument("--model-options", type=_json_arg, default={}, help="model options as a JSON object")
     s.add_argument("--recipe", type=_json_arg, default={}, help="training settings as a JSON object")
     s.add_argument("--pretrained", default="false", help="false, true (timm hub) or a local checkpoint path")
     s.add_argument("--seed", type=int, default=0)
@@ -222,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--no-progress", action="store_true")
-    s.add_argument("--state-dir", required=True, help="resumable state (not an output)")
+    s.add_argument("--state-dir", required=True,
+                   help="resumable state (not an output; removed when the training finishes)")
     s.add_argument("--out-model", required=True)
     s.add_argument("--out-metrics", required=True)
 
@@ -238,9 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
 
     s = stage("attack", cmd_attack, "Run a ciphertext-only attack on a scheme's encrypted test images and score it.")
-    s.add_argument("--attacks", nargs="+", required=True, metavar="ATTACK",
-                   help="registered attacks to run (fr, itn, gan, jigsaw, ...: the attack registry checks the names, "
-                        "so that parsing needs no torch); the 'none' floor (the encrypted image as it is) is always "
+    s.add_argument("--attacks", nargs="+", required=True, choices=ATTACK_NAMES, metavar="ATTACK",
+                   help="attacks to run, of %(choices)s; the 'none' floor (the encrypted image as it is) is always "
                         "added")
     s.add_argument("--options", type=_json_arg, default={}, help="options per attack as a JSON object")
     s.add_argument("--data", required=True, help="split arrays from 'prepare' (the attacker's own images: train split)")
@@ -283,10 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workdir", required=True, help="scratch folder for the rehearsal's files")
     s.add_argument("--archive", help="local cifar-10-python.tar.gz (default: $ETCBENCH_CIFAR10_ARCHIVE, else download)")
     s.add_argument("--images", type=int, default=8,
-                   help="training images (a quarter as many, at least 2, for validation and test)")
+                   help="training images; a quarter as many, at least 2, for validation and test")
     s.add_argument("--steps", type=int, default=2, help="optimiser steps per model")
     s.add_argument("--keep-weights", action="store_true",
-                   help="keep each cell's model.pt and resumable state (about 1 GB per ViT-B cell)")
+                   help="keep each cell's model.pt (340 MB per ViT-B cell)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=None)
 
@@ -299,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--attacks", nargs="*", default=[], help="records from 'attack'")
     s.add_argument("--attack-examples", nargs="*", default=[], help="example reconstructions from 'attack'")
     s.add_argument("--position-leaks", nargs="*", default=[], help="records from 'position-leak'")
+    s.add_argument("--metrics", nargs="*", default=[], metavar="METRICS.json",
+                   help="training records (metrics.json) from 'train', for the training curves")
     s.add_argument("--config", type=_json_arg, default=None,
                    help="the run's resolved configuration (JSON), written beside the tables as config.yaml")
     s.add_argument("--out-dir", required=True)
@@ -310,11 +372,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    from .io import all_or_nothing
+
     try:
         with all_or_nothing():  # no partial output: whatever the stage wrote is removed if it fails
             args.func(args)
-    except (EtcbenchError, ValueError, FileNotFoundError, PermissionError, KeyError) as exc:
+    # a runtime failure (usage errors exit 2 inside parse_args): exit 1, one line, the traceback only with -v;
+    # OSError includes FileNotFoundError and PermissionError
+    except (EtcbenchError, ValueError, OSError, KeyError) as exc:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         msg = str(exc) if not isinstance(exc, KeyError) else f"missing entry {exc}"
+        msg = " ".join(line.strip() for line in msg.splitlines() if line.strip()) or type(exc).__name__
         print(f"etcbench {args.command}: error: {msg}", file=sys.stderr)
-        return 2
+        return 1
     return 0

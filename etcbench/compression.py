@@ -1,5 +1,6 @@
 """The compression stage: JPEG-code an encrypted test set at several qualities, decode it, decrypt it, and record
-the rate (bits per pixel of the RGB image) and the distortion (PSNR against the plain images)."""
+the rate (bits per pixel of the RGB image: of the whole files, ``bpp``, and of their entropy-coded payload alone,
+``payload_bpp``, with the mean header size ``header_bytes``) and the distortion (PSNR against the plain images)."""
 
 from __future__ import annotations
 
@@ -51,12 +52,15 @@ def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int]
     records = []
     for quality in qualities:
         started = time.time()
-        decoded, nbytes = jpeg.roundtrip(enc["x"], quality, subsampling, workers)
+        decoded, nbytes, payload = jpeg.roundtrip_sizes(enc["x"], quality, subsampling, workers)
         bpp = jpeg.bits_per_pixel(nbytes, h, w)  # per pixel of the RGB image, whatever the encrypted layout
+        payload_bpp = jpeg.bits_per_pixel(payload, h, w)  # the entropy-coded data alone, headers left out
         psnr = psnr_per_image(reference["x"], scheme.decrypt(decoded, key))
         record = {"dataset": dataset, "image_size": int(h), "block_size": key.block_size, "scheme": key.scheme,
                   "jpeg_quality": quality, "subsampling": subsampling, "bpp": float(bpp.mean()),
-                  "bpp_std": float(bpp.std()), "psnr": float(psnr.mean()), "psnr_std": float(psnr.std()),
+                  "bpp_std": float(bpp.std()), "header_bytes": float((nbytes - payload).mean()),
+                  "payload_bpp": float(payload_bpp.mean()), "payload_bpp_std": float(payload_bpp.std()),
+                  "psnr": float(psnr.mean()), "psnr_std": float(psnr.std()),
                   "n_images": int(len(decoded)), "jpeg_aligned": scheme.jpeg_aligned(subsampling),
                   "jpeg_mode": "gray" if c == 1 else "ycbcr", "key_fingerprint": key.fingerprint}
         out_images, out_record = compress_paths(out_dir, quality, subsampling)
@@ -64,6 +68,7 @@ def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int]
                  jpeg_quality=np.array(quality), subsampling=np.array(subsampling))
         write_json(out_record, {"record": record, "manifest": manifest("compress", started, time.time(),
                                                                       encoder=jpeg.libjpeg_version())})
-        log.info("%s q%d %s: %.3f bpp, PSNR %.2f dB", key.scheme, quality, subsampling, record["bpp"], record["psnr"])
+        log.info("%s q%d %s: %.3f bpp (payload %.3f bpp, header %.0f bytes), PSNR %.2f dB", key.scheme, quality,
+                 subsampling, record["bpp"], record["payload_bpp"], record["header_bytes"], record["psnr"])
         records.append(record)
     return records

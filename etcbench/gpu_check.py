@@ -4,11 +4,12 @@ training throughput for the same model and batch.
     python -m etcbench.gpu_check --archive cifar-10-python.tar.gz --out gpu_check.json
 
 For every (model, scheme) it runs the suite's real pipeline (the stage functions of ``etcbench prepare``,
-``keygen`` and ``encrypt``, then :func:`etcbench.train.train_model`, which crops, resizes and encrypts every batch on the device), and prints
-top-1 on the encrypted test set and the training samples/s. Beside it, ``timm samples/s`` is what a bare timm
-training step reaches for the same model, input and batch size: random tensors already on the device, AdamW,
-bf16 autocast on CUDA as in the suite, timed after warm-up steps with the device synchronised (the "train" mode of
-timm's ``benchmark.py``). Their ratio is the cost of the suite's data path and encryption.
+``keygen`` and ``encrypt``, then :func:`etcbench.train.train_model`, which crops, resizes and encrypts every batch
+on the device), and prints top-1 on the encrypted test set and the training samples/s. Beside it, ``timm
+samples/s`` is what a bare timm training step reaches for the same model, input and batch size: random tensors
+already on the device, AdamW, bf16 autocast on CUDA as in the suite, timed after warm-up steps with the device
+synchronised (the "train" mode of timm's ``benchmark.py``). Their ratio is the cost of the suite's data path and
+encryption.
 
 The defaults are the paper's scale (224 px, patch 16, ViT-B/16 and ConvMixer-1024/20 from random initialisation)
 on 10,000 training images for 1 epoch, sized for a 10-minute GPU budget (not yet timed on a GPU); the test suite

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["all_or_nothing", "atomic_write", "json_object", "write_json", "read_json", "save_npz", "load_npz", "sha256_file", "sha256_arrays"]
+__all__ = ["all_or_nothing", "atomic_write", "default_file_mode", "json_object", "write_json", "read_json", "save_npz",
+           "load_npz", "sha256_file", "sha256_arrays"]
 
 
 # the outputs written so far in the innermost all_or_nothing block (None outside any)
@@ -61,6 +62,30 @@ def all_or_nothing() -> Iterator[list[Path]]:
         outer.extend(written)
 
 
+def default_file_mode() -> int:
+    """The permission bits ``open`` gives a new file under the current umask: ``0o666 & ~umask``.
+
+    >>> old = os.umask(0o027)
+    >>> oct(default_file_mode())
+    '0o640'
+    >>> _ = os.umask(old)
+    """
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux shows it without changing it (os.umask would, process-wide, for an instant)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: int | None = None, binary: bool = True,
                  output: bool = True) -> Iterator[Any]:
@@ -68,17 +93,18 @@ def atomic_write(path: str | os.PathLike, mode: int | None = None, binary: bool 
 
     Args:
         path: final destination.
-        mode: optional permission bits (e.g. ``0o600`` for key files), set before the file is visible.
+        mode: permission bits (e.g. ``0o600`` for key files), set before the file is visible; by default
+            those of a file the process would create with ``open`` (0666 less the umask: 0644 under umask 022),
+            not the 0600 of the temporary file.
         binary: open in binary mode (default) or text mode.
         output: the file is an output of the running stage, removed again if the stage fails
             (:func:`all_or_nothing`); ``False`` for caches and resumable state.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
+        os.fchmod(fd, default_file_mode() if mode is None else mode)
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
             yield fh
             fh.flush()

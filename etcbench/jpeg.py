@@ -5,6 +5,10 @@ Colour images ``(N, H, W, 3)`` are coded as YCbCr JPEG with the chosen chroma su
 
 Encoding and decoding run on every core: Pillow releases the GIL inside libjpeg-turbo, so a thread pool over
 chunks of images scales without copying the batch into other processes.
+
+At 32-64 px the headers (quantisation and Huffman tables, frame and scan headers: several hundred bytes, the same
+for every image of a setting) are a large share of each file, so :func:`split_header_payload` separates them from
+the entropy-coded payload, whose size is the rate that compares schemes.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, JpegImagePlugin, features
 
-__all__ = ["SUBSAMPLING", "encode", "decode", "roundtrip", "bits_per_pixel", "read_subsampling", "libjpeg_version"]
+__all__ = ["SUBSAMPLING", "encode", "decode", "roundtrip", "roundtrip_sizes", "bits_per_pixel", "split_header_payload",
+           "payload_size", "read_subsampling", "libjpeg_version"]
 
 Subsampling = Literal["444", "420"]
 # Pillow's subsampling codes
@@ -76,9 +81,113 @@ def roundtrip(images: np.ndarray, quality: int, subsampling: Subsampling,
     return decode(blobs, workers), np.array([len(b) for b in blobs], dtype=np.int64)
 
 
+def roundtrip_sizes(images: np.ndarray, quality: int, subsampling: Subsampling,
+                    workers: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Encode and decode; returns ``(decoded images, file sizes, entropy-coded payload sizes)``, sizes in bytes.
+
+    A file's size less its payload size is its header size (:func:`split_header_payload`).
+    """
+    blobs = encode(images, quality, subsampling, workers)
+    nbytes = np.array([len(b) for b in blobs], dtype=np.int64)
+    payload = np.array([payload_size(b) for b in blobs], dtype=np.int64)
+    return decode(blobs, workers), nbytes, payload
+
+
 def bits_per_pixel(nbytes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """File size in bits divided by the number of pixels (headers included)."""
+    """Size in bits divided by the number of pixels: of whole files (headers included) or of their payloads."""
     return np.asarray(nbytes, dtype=np.float64) * 8.0 / (height * width)
+
+
+# markers without a length field: TEM, RST0-7, SOI, EOI
+_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8), 0xD8, 0xD9])
+_SOS, _EOI = 0xDA, 0xD9
+
+
+def _payload_spans(blob: bytes) -> list[tuple[int, int]]:
+    """``(start, end)`` of the entropy-coded data after each SOS segment of a JPEG file, by a walk over its markers.
+
+    A scan's data runs from the end of its SOS header to the first 0xFF not followed by 0x00 (a stuffed byte) or by
+    RST0-RST7 (restart markers, which belong to the scan). Raises ValueError on a file that does not start with SOI,
+    a segment cut short, a byte where a marker should be, or a file that ends before EOI.
+    """
+    blob = bytes(blob)
+    n = len(blob)
+    if blob[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG file: it does not start with the SOI marker FF D8")
+    spans: list[tuple[int, int]] = []
+    pos = 2
+    while True:
+        if pos >= n:
+            raise ValueError(f"JPEG file truncated: {n} bytes and no EOI marker")
+        if blob[pos] != 0xFF:
+            raise ValueError(f"malformed JPEG file: byte {blob[pos]:#04x} at offset {pos} where a marker should be")
+        while pos + 1 < n and blob[pos + 1] == 0xFF:  # fill bytes before a marker
+            pos += 1
+        if pos + 1 >= n:
+            raise ValueError(f"JPEG file truncated inside a marker at offset {pos}")
+        marker = blob[pos + 1]
+        if marker == _EOI:
+            return spans
+        if marker in _STANDALONE or marker == 0x00:
+            if marker in (0x00, 0xD8):
+                raise ValueError(f"malformed JPEG file: marker FF {marker:02X} at offset {pos}")
+            pos += 2
+            continue
+        if pos + 4 > n:
+            raise ValueError(f"JPEG file truncated in the length of segment FF {marker:02X} at offset {pos}")
+        length = int.from_bytes(blob[pos + 2:pos + 4], "big")
+        end = pos + 2 + length
+        if length < 2 or end > n:
+            raise ValueError(f"JPEG file truncated: segment FF {marker:02X} at offset {pos} claims {length} bytes, "
+                             f"{n - pos - 2} are left")
+        pos = end
+        if marker != _SOS:
+            continue
+        start = i = end
+        while True:
+            i = blob.find(b"\xff", i)
+            if i < 0 or i + 1 >= n:
+                raise ValueError(f"JPEG file truncated inside the scan that starts at offset {start}")
+            nxt = blob[i + 1]
+            if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+                i += 2
+                continue
+            break
+        spans.append((start, i))
+        pos = i
+
+
+def split_header_payload(blob: bytes) -> tuple[bytes, bytes]:
+    """Split a JPEG file into its header bytes and its entropy-coded payload bytes.
+
+    The payload is the entropy-coded data of every scan: from the end of each SOS segment header to the next marker
+    other than RST0-RST7; restart markers and stuffed ``FF 00`` bytes inside a scan count as payload. Everything else
+    (SOI, APPn, DQT, SOF, DHT, DRI, the SOS headers, EOI, anything after EOI) is header, so
+    ``len(header) + len(payload) == len(blob)``.
+
+    Raises:
+        ValueError: the bytes do not start with SOI, a segment or scan is cut short, or there is no EOI.
+
+    >>> import numpy as np
+    >>> blob = encode(np.full((1, 32, 32, 3), 128, np.uint8), 50, "420")[0]
+    >>> header, payload = split_header_payload(blob)
+    >>> len(header) + len(payload) == len(blob), len(header) > 300, len(payload) < 20
+    (True, True, True)
+    """
+    blob = bytes(blob)
+    spans = _payload_spans(blob)
+    header, payload, last = [], [], 0
+    for start, end in spans:
+        header.append(blob[last:start])
+        payload.append(blob[start:end])
+        last = end
+    header.append(blob[last:])
+    return b"".join(header), b"".join(payload)
+
+
+def payload_size(blob: bytes) -> int:
+    """Bytes of entropy-coded data in a JPEG file (the payload of :func:`split_header_payload`)."""
+    return sum(end - start for start, end in _payload_spans(blob))
 
 
 def read_subsampling(blob: bytes) -> str:

@@ -60,7 +60,7 @@ def manifest(stage: str, started: float, ended: float, device: Any = None, **ext
     """Everything needed to tell how a record was made; ``started``/``ended`` are ``time.time()`` values."""
 
     def iso(t: float) -> str:
-        return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")
+        return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
 
     return {
         "stage": stage,

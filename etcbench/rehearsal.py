@@ -16,8 +16,9 @@ Models are built at the config's size (ViT-B/16 at 224 px is ViT-B/16 at 224 px)
 weights (``pretrained: true``), which an offline machine cannot fetch, the rehearsal writes a stand-in checkpoint
 with timm's real tensor names and shapes for that tag and random values, so the strict loading of the real run is
 exercised; a local checkpoint path in the config is used as it is. The attacks are not rehearsed.
-Each cell's weights and resumable state (about 1 GB for ViT-B/16) are deleted once it is evaluated, unless
-``keep_weights``; their size is recorded, so a rehearsal of the paper's grid needs a few hundred MB of disk.
+Each cell's weights (340 MB for ViT-B/16) are deleted once it is evaluated, unless ``keep_weights``; their size is
+recorded. Training removes its resumable state when it finishes, so a rehearsal of the paper's grid needs a few
+hundred MB of disk.
 
 Returns (and writes to ``<workdir>/rehearsal.json``) every trained cell's model card, resolved recipe and time.
 """
@@ -69,12 +70,11 @@ def stand_in_checkpoint(arch: str, out: Path) -> Path:
 
 
 def _drop_weights(cell_dir: Path, keep: bool) -> int:
-    """Bytes of the cell's model file and resumable state; both deleted unless ``keep``."""
-    files = [cell_dir / "model.pt", *sorted((cell_dir / "state").glob("*.pt"))]
-    size = sum(f.stat().st_size for f in files if f.is_file())
+    """Bytes of the cell's model file, deleted unless ``keep`` (training already removed its resumable state)."""
+    model = cell_dir / "model.pt"
+    size = model.stat().st_size
     if not keep:
-        for f in files:
-            f.unlink(missing_ok=True)
+        model.unlink()
     return size
 
 
@@ -99,7 +99,7 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
     quality = config["jpeg"]["qualities"][0]
     settings = check_grid(config)
     main = next(iter(settings))
-    accuracy, compression, examples, cells = [], [], [], []
+    accuracy, compression, examples, cells, metrics = [], [], [], [], []
     standins: dict[str, Path] = {}
     for sid, entry in settings.items():
         size, block = entry["image_size"], entry["block_size"]
@@ -140,6 +140,7 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
                 evaluate_model_file(out / "model.pt", base / "test-own.npz", out / "eval.json", jpeg,
                                     base / "test-other.npz" if scheme != "plain" else None, plain_test, 8, device)
                 accuracy.append(out / "eval.json")
+                metrics.append(out / "metrics.json")
                 weight_bytes = _drop_weights(out, keep_weights)
                 cells.append({"setting": sid, "scheme": scheme, "model": model, "seconds": time.perf_counter() - t0,
                               "model_card": result["train"]["model_card"], "recipe": recipe.to_dict(),
@@ -147,7 +148,8 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
                               "weight_bytes": weight_bytes})
                 log.info("rehearsed %s %s %s in %.1f s", sid, scheme, model, cells[-1]["seconds"])
     build_report(accuracy=accuracy, compression=compression, examples=examples, num_examples=2,
-                 out_dir=workdir / "report", config={k: v for k, v in config.items() if k != "key_seed"})
+                 out_dir=workdir / "report", config={k: v for k, v in config.items() if k != "key_seed"},
+                 metrics=metrics)
     result = {"configfiles": [str(p) for p in configfiles], "cells": cells, "steps": steps, "images": images,
               "stand_ins": sorted(standins), "seconds": time.perf_counter() - started}
     write_json(workdir / "rehearsal.json", result)

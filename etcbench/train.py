@@ -13,10 +13,13 @@ records the model card of what was trained (:mod:`etcbench.models.card`).
 
 Resumable state (model, optimiser, scheduler, data-order and augmentation RNGs, history) is written atomically to
 ``state_dir`` after every epoch; a restarted run with the same settings continues from the last finished epoch.
+A finished training removes its state (``last.pt`` and the per-epoch ``summary.csv``) once model and metrics are
+written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -261,7 +264,17 @@ def train_model(
                              deterministic=recipe.deterministic),
     }
     write_json(out_metrics, result)
+    _drop_state(Path(state_dir))
     return result
+
+
+def _drop_state(state_dir: Path) -> None:
+    """Remove the resumable state of a finished training (its history is in the metrics file); a failed run never
+    gets here, so it keeps its state for the restart."""
+    for name in ("last.pt", "summary.csv"):
+        (state_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: something else lives there, leave it
+        state_dir.rmdir()
 
 
 def _write_summary(path: Path, history: list[dict[str, Any]]) -> None:

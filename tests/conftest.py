@@ -21,21 +21,47 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     return [c for c in collected if not isinstance(c, DoctestModule)]
 
 
+SHARED_ARCHIVE = REPO.parent / "shared/datasets/cifar-10-python.tar.gz"
+# starts the skip reason of every test that needed the archive and found none (the summary line counts them)
+MISSING_ARCHIVE = "no CIFAR-10 archive (cifar-10-python.tar.gz)"
+
+
 def shared_archive() -> Path | None:
-    """The offline CIFAR-10 copy beside the checkout, or $ETCBENCH_CIFAR10_ARCHIVE."""
-    for candidate in (os.environ.get("ETCBENCH_CIFAR10_ARCHIVE"), REPO.parent / "shared/datasets/cifar-10-python.tar.gz"):
+    """$ETCBENCH_CIFAR10_ARCHIVE, else the offline CIFAR-10 copy beside the checkout."""
+    for candidate in (os.environ.get("ETCBENCH_CIFAR10_ARCHIVE"), SHARED_ARCHIVE):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     return None
 
 
+def missing_archive_reason() -> str:
+    """Where the archive was looked for, and how to point the tests at one."""
+    env = os.environ.get("ETCBENCH_CIFAR10_ARCHIVE")
+    looked = f"$ETCBENCH_CIFAR10_ARCHIVE={env} is no file" if env else "$ETCBENCH_CIFAR10_ARCHIVE is not set"
+    return (f"{MISSING_ARCHIVE}: {looked} and {SHARED_ARCHIVE} does not exist; point the tests at one with "
+            "ETCBENCH_CIFAR10_ARCHIVE=/path/to/cifar-10-python.tar.gz, or put it at "
+            "../shared/datasets/cifar-10-python.tar.gz beside the checkout")
+
+
 @pytest.fixture(scope="session")
 def cifar_archive() -> Path:
-    """Path of the offline CIFAR-10 archive; the test is skipped when there is none."""
+    """Path of the offline CIFAR-10 archive; the test is skipped, with a reason that says how to provide one, when
+    there is none."""
     archive = shared_archive()
     if archive is None:
-        pytest.skip("no offline CIFAR-10 archive (../shared/datasets or $ETCBENCH_CIFAR10_ARCHIVE)")
+        pytest.skip(missing_archive_reason())
     return archive
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line in the summary when tests were skipped for want of the archive (read from the skip reports, so it
+    also works where other processes ran the tests)."""
+    reasons = [str(r.longrepr[2] if isinstance(r.longrepr, tuple) else r.longrepr)
+               for r in terminalreporter.stats.get("skipped", [])]
+    missing = [r for r in reasons if MISSING_ARCHIVE in r]
+    if missing:
+        reason = missing[0][missing[0].index(MISSING_ARCHIVE):]
+        terminalreporter.write_line(f"{len(missing)} test(s) skipped, {reason}", yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")

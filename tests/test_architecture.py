@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "etcbench"
-# modules every layer may use: errors, atomic files, the name registry
-BASE = {"errors", "io", "registry"}
+# modules every layer may use: errors, atomic files, the name registry, the Bjontegaard deltas (pure numpy)
+BASE = {"errors", "io", "registry", "bjontegaard"}
 
 
 def _module(path: Path) -> str:
@@ -76,6 +76,10 @@ def test_areas_import_only_what_sits_below_them(area, allowed, why):
     bad = {(m, t) for m, targets in GRAPH.items() if _area(m) == area for t in targets
            if _area(t) != area and t not in allowed and _area(t) not in allowed}
     assert not bad, f"{why}: {sorted(bad)}"
+
+
+def test_the_base_imports_nothing_above_it():
+    assert not {(m, t) for m in BASE for t in GRAPH.get(m, set()) if t not in BASE}
 
 
 def test_only_the_entry_point_imports_the_cli():

@@ -1,8 +1,11 @@
-"""CLI: every stage has --help; bad input gives one clear error line, exit status 2 and no output."""
+"""CLI: every stage has --help with its defaults and choices; a usage error exits 2 (argparse), a bad input exits 1
+with one clear error line (the traceback only with -v) and no output."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 
@@ -10,7 +13,7 @@ import numpy as np
 import pytest
 
 from etcbench import ciphers
-from etcbench.cli import build_parser
+from etcbench.cli import ATTACK_NAMES, build_parser, main
 from etcbench.io import load_npz, save_npz
 
 STAGES = ["prepare", "keygen", "encrypt", "compress", "train", "evaluate", "rehearse", "report"]
@@ -22,10 +25,11 @@ def etcbench(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 def assert_one_error_line(res: subprocess.CompletedProcess, stage: str, *words: str) -> None:
-    assert res.returncode == 2, res.stderr
+    """A runtime failure: exit status 1 and one error line, the last on stderr (after any log lines)."""
+    assert res.returncode == 1, res.stderr
     errors = [line for line in res.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1, res.stderr
-    assert errors[0].startswith(f"etcbench {stage}: error:") or errors[0].startswith("usage") or "error:" in errors[0]
+    assert errors[0].startswith(f"etcbench {stage}: error:") and res.stderr.splitlines()[-1] == errors[0], res.stderr
     for w in words:
         assert w in errors[0], errors[0]
     assert "Traceback" not in res.stderr
@@ -54,6 +58,116 @@ def test_scheme_and_model_choices_are_the_registries_names(capsys, monkeypatch):
         assert list(action.choices) == names and "rot13" not in action.choices
 
 
+def _stage_parsers() -> dict[str, argparse.ArgumentParser]:
+    return dict(build_parser()._subparsers._group_actions[0].choices)
+
+
+def _option_help(help_text: str) -> dict[str, str]:
+    """Each option's entry in ``--help`` (invocation and help text, wrapped lines joined), by its first spelling."""
+    blocks = re.split(r"\n(?=  -)", help_text.split("\noptions:\n", 1)[1])
+    return {block.split()[0].rstrip(","): " ".join(block.split()) for block in blocks}
+
+
+def test_version_is_the_installed_distributions(capsys):
+    from importlib import metadata
+
+    res = etcbench("--version")
+    assert res.returncode == 0 and res.stdout == f"etcbench {metadata.version('etcbench')}\n", res
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out == res.stdout
+
+
+def test_every_help_shows_the_defaults(capsys, monkeypatch):
+    """Every option that takes a value and has a default says it once in --help; required options, flags and
+    options without a default (None) say none."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    stages = _stage_parsers()
+    assert set(STAGES) | {"attack", "position-leak"} <= set(stages)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--version" in capsys.readouterr().out
+    for stage, parser in stages.items():
+        with pytest.raises(SystemExit) as exc:
+            main([stage, "--help"])
+        assert exc.value.code == 0
+        entries = _option_help(capsys.readouterr().out)
+        for action in parser._actions:
+            if not action.option_strings or action.default is argparse.SUPPRESS:
+                continue
+            entry = entries[action.option_strings[0]]
+            shown = not action.required and action.nargs != 0 and action.default is not None
+            said = action.help is not None and "(default:" in action.help  # e.g. --archive's environment variable
+            assert entry.count("(default:") == (1 if shown or said else 0), (stage, entry)
+            assert not (shown and said), (stage, "the help text repeats the default", entry)
+            if shown and action.default not in ([], {}):
+                assert f"(default: {action.default})" in entry, (stage, entry)
+
+
+def test_a_bad_choice_is_a_usage_error_naming_the_choices(tmp_path, capsys):
+    from etcbench import models
+
+    common = ["--out", str(tmp_path / "o"), "--info", str(tmp_path / "i")]
+    for argv, names in ((["keygen", "--scheme", "rot13", "--block-size", "8", "--image-size", "32", "--seed", "1",
+                          *common], ciphers.available()),
+                        (["train", "--model", "rot13", "--data", "d", "--key", "k", "--test", "t", "--state-dir", "s",
+                          "--out-model", "m", "--out-metrics", "x"], models.available()),
+                        (["attack", "--attacks", "fr", "rot13", "--data", "d", "--key", "k", "--test", "t", "--plain",
+                          "p", "--attacker-seed", "1", "--defender-seeds", "2", "--out", "o", "--out-examples", "e"],
+                         ATTACK_NAMES)):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and "invalid choice: 'rot13'" in err, err
+        assert all(repr(name) in err for name in names) and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _missing_input(tmp_path) -> list[str]:
+    return ["encrypt", "--data", str(tmp_path / "none.npz"), "--key", str(tmp_path / "none.key.npz"),
+            "--out", str(tmp_path / "o.npz")]
+
+
+def test_a_runtime_failure_exits_1_with_one_line(tmp_path, capsys):
+    assert main(_missing_input(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"etcbench encrypt: error: key file {tmp_path / 'none.key.npz'} does not exist"], err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_adds_the_traceback(tmp_path, capsys, where):
+    argv = ["-v", *_missing_input(tmp_path)] if where == "before" else [*_missing_input(tmp_path), "-v"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "EtcbenchError" in err, err
+    assert err.splitlines()[-1].startswith("etcbench encrypt: error: key file")
+
+
+def test_the_light_attack_names_are_the_registrys():
+    """``ATTACK_NAMES`` spares parsing the torch import that filling the attack registry needs."""
+    from etcbench import attacks
+
+    assert list(ATTACK_NAMES) == attacks.available()
+    action = next(a for a in _stage_parsers()["attack"]._actions if "--attacks" in a.option_strings)
+    assert action.choices == ATTACK_NAMES
+
+
+def test_parsing_and_help_import_no_torch():
+    code = ("import sys\n"
+            "from etcbench.cli import build_parser\n"
+            "for stage in ('keygen', 'train', 'attack'):\n"
+            "    try:\n"
+            "        build_parser().parse_args([stage, '--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "build_parser().parse_args(['train', '--model', 'vit', '--data', 'd', '--key', 'k', '--test', 't',\n"
+            "                           '--state-dir', 's', '--out-model', 'm', '--out-metrics', 'x'])\n"
+            "print(sorted(m for m in ('torch', 'timm') if m in sys.modules))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0 and res.stdout.splitlines()[-1] == "[]", res.stdout + res.stderr
+
+
 def test_truncated_archive(tmp_path, cifar_archive):
     bad = tmp_path / "cifar.tar.gz"
     with open(cifar_archive, "rb") as fh:
@@ -74,8 +188,9 @@ def test_keygen_block_size_must_divide_image(tmp_path):
 
 def test_keygen_unknown_option_and_bad_json(tmp_path):
     res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--seed", "1",
-                   "--options", '{"rotate": true}', "--out", str(tmp_path / "k.npz"), "--info", str(tmp_path / "k.json"))
-    assert res.returncode == 2 and "rotate" in res.stderr and list(tmp_path.iterdir()) == []
+                   "--options", '{"rotate": true}', "--out", str(tmp_path / "k.npz"),
+                   "--info", str(tmp_path / "k.json"))
+    assert res.returncode == 1 and "rotate" in res.stderr and list(tmp_path.iterdir()) == []
     res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--seed", "1",
                    "--options", "{oops", "--out", str(tmp_path / "k.npz"), "--info", str(tmp_path / "k.json"))
     assert res.returncode == 2 and "not valid JSON" in res.stderr
@@ -96,7 +211,8 @@ def test_compress_refuses_images_of_another_key(tmp_path):
     k1, k2 = scheme.generate_key(seed=1, image_size=(32, 32)), scheme.generate_key(seed=2, image_size=(32, 32))
     ciphers.save_key(k2, tmp_path / "k2.npz")
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    save_npz(tmp_path / "enc.npz", x=scheme.encrypt(x, k1), y=np.zeros(4, np.int64), key_fingerprint=np.array(k1.fingerprint))
+    save_npz(tmp_path / "enc.npz", x=scheme.encrypt(x, k1), y=np.zeros(4, np.int64),
+             key_fingerprint=np.array(k1.fingerprint))
     save_npz(tmp_path / "plain.npz", x=x, y=np.zeros(4, np.int64), key_fingerprint=np.array("plain"))
     res = etcbench("compress", "--images", str(tmp_path / "enc.npz"), "--plain", str(tmp_path / "plain.npz"),
                    "--key", str(tmp_path / "k2.npz"), "--quality", "50", "90", "--subsampling", "420",

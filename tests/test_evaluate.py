@@ -62,3 +62,32 @@ def test_refuses_sets_of_another_key_and_an_other_key_that_is_the_own(stored):
     with pytest.raises(EtcbenchError, match="a key mismatch needs another"):
         evaluate_model_file(tmp_path / "model.pt", tmp_path / "test.npz", tmp_path / "b.json",
                             other_test=tmp_path / "test.npz", device="cpu")
+
+
+def test_records_the_confusion_matrix_of_the_own_key_test_set(stored):
+    from sklearn.metrics import confusion_matrix
+
+    from etcbench.data.transforms import normalize, to_nchw
+    from etcbench.evaluate import confusion_record
+
+    tmp_path, model, scheme, own, other, x, y = stored
+    result = evaluate_model_file(tmp_path / "model.pt", tmp_path / "test.npz", tmp_path / "eval.json",
+                                 [tmp_path / "q50.npz"], tmp_path / "other.npz", tmp_path / "plain.npz", 5, "cpu")
+    confusion = read_json(tmp_path / "eval.json")["confusion"]
+    assert confusion == result["confusion"]
+    assert {k: confusion[k] for k in ("model", "scheme", "seed", "test_key", "jpeg_quality", "subsampling")} == {
+        "model": "convmixer", "scheme": "etc", "seed": 0, "test_key": "own", "jpeg_quality": None,
+        "subsampling": "none"}
+    # the model's own predictions on the own-key test set, computed here without etcbench.evaluate
+    reloaded, _ = load_trained_model(tmp_path / "model.pt", torch.device("cpu"))
+    with torch.no_grad():
+        predicted = reloaded(normalize(to_nchw(scheme.encrypt(x, own)))).argmax(1).numpy()
+    expected = confusion_matrix(y, predicted, labels=[0, 1, 2, 3])
+    assert confusion["labels"] == [0, 1, 2, 3] and confusion["class_names"] is None  # 4 classes: not CIFAR-10's
+    np.testing.assert_array_equal(np.array(confusion["matrix"]), expected)
+    assert np.trace(expected) / len(y) == pytest.approx(result["records"][0]["top1"])
+    # every class has its row and column, also one that never occurs; CIFAR-10's names where it has 10 classes
+    record = confusion_record(np.array([0, 0, 1]), np.array([0, 1, 1]), 4)
+    assert record["matrix"] == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    named = confusion_record(np.arange(10), np.arange(10), 10, "cifar10")
+    assert named["class_names"][:3] == ["airplane", "automobile", "bird"] and len(named["class_names"]) == 10

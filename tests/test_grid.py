@@ -9,9 +9,20 @@ import pytest
 
 from etcbench import ciphers
 from etcbench.config import resolve
-from etcbench.grid import (GridError, accuracy_records, attack_classifier, attack_runs, attacker_seeds, check_grid,
-                           compression_records, jpeg_subsamplings, jpeg_variants, plane_subsampling,
-                           position_leak_runs, train_cells)
+from etcbench.grid import (
+    GridError,
+    accuracy_records,
+    attack_classifier,
+    attack_runs,
+    attacker_seeds,
+    check_grid,
+    compression_records,
+    jpeg_subsamplings,
+    jpeg_variants,
+    plane_subsampling,
+    position_leak_runs,
+    train_cells,
+)
 
 
 def test_importing_the_grid_loads_neither_numpy_nor_torch():
@@ -40,7 +51,7 @@ def test_plane_schemes_are_coded_at_their_own_subsampling_only():
 
 def test_expansion_of_the_smoke_config():
     config = resolve(["config/smoke.yaml"])
-    settings = check_grid(config)
+    check_grid(config)
     cells = train_cells(config)
     assert len(accuracy_records(config)) == len(cells) * len(config["seeds"])
     assert all(f"results/eval/{sid}/{scheme}/{model}/seed" in record

@@ -86,3 +86,88 @@ def test_bad_settings_are_rejected(natural_images):
     assert ciphers.create("etc", block_size=16).jpeg_aligned("420")
     assert not ciphers.create("etc", block_size=8).jpeg_aligned("420")
     assert ciphers.create("etc", block_size=8).jpeg_aligned("444")
+
+
+# --- header / payload split -------------------------------------------------------------------------------------
+
+def _segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (len(body) + 2).to_bytes(2, "big") + body
+
+
+def test_split_of_a_hand_made_file_counts_stuffed_bytes_and_restarts_as_payload():
+    scan = b"\x12\xff\x00\x34\xff\xd0\x56\xff\xd7\x78"  # data, stuffed FF 00, RST0, data, RST7, data
+    blob = (b"\xff\xd8" + _segment(0xE0, b"JFIF\x00" + bytes(9)) + _segment(0xDB, bytes(65))
+            + _segment(0xDD, b"\x00\x01")
+            + _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00") + scan + b"\xff\xd9")
+    header, payload = jpeg.split_header_payload(blob)
+    assert payload == scan and len(header) == len(blob) - len(scan)
+    assert header.startswith(b"\xff\xd8") and header.endswith(b"\x00\x3f\x00\xff\xd9")
+    assert jpeg.payload_size(blob) == len(scan)
+    # two scans (as in a progressive file): both payloads, the second SOS header in the header
+    sos = _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
+    two = b"\xff\xd8" + sos + b"\x01\x02" + sos + b"\x03\xff\x00" + b"\xff\xd9"
+    assert jpeg.split_header_payload(two)[1] == b"\x01\x02\x03\xff\x00"
+
+
+@pytest.mark.parametrize("subsampling", ["444", "420"])
+@pytest.mark.parametrize("quality", [10, 50, 95])
+def test_header_and_payload_add_up_on_real_files(natural_images, quality, subsampling):
+    for blob in jpeg.encode(natural_images, quality, subsampling):
+        header, payload = jpeg.split_header_payload(blob)
+        assert len(header) + len(payload) == len(blob) and len(payload) == jpeg.payload_size(blob)
+        assert header[:2] == b"\xff\xd8" and header[-2:] == b"\xff\xd9" and len(payload) > 50
+
+
+def test_the_header_of_small_files_is_large_and_the_same_for_every_image(natural_images):
+    small = np.ascontiguousarray(natural_images[:, ::2, ::2])  # 32 x 32
+    for subsampling in ("444", "420"):
+        headers = {jpeg.split_header_payload(b)[0] for b in jpeg.encode(small, 50, subsampling)}
+        assert len(headers) == 1, subsampling  # tables and frame header depend on the settings only
+        assert 500 < len(headers.pop()) < 800, subsampling  # JFIF, 2 DQT, SOF, 4 DHT, SOS: several hundred bytes
+    gray = {jpeg.split_header_payload(b)[0] for b in jpeg.encode(small[..., :1], 50, "444")}
+    assert len(gray) == 1 and 250 < len(gray.pop()) < 500  # one table of each kind
+    # a flat image: its payload is a handful of bytes, its header almost the whole file (~5 bpp at 32 x 32)
+    flat = jpeg.encode(np.full((1, 32, 32, 3), 120, np.uint8), 50, "420")[0]
+    assert jpeg.payload_size(flat) < 20 and jpeg.bits_per_pixel(np.array([len(flat)]), 32, 32)[0] > 4
+
+
+def test_restart_markers_count_as_payload(natural_images):
+    import io
+
+    from PIL import Image
+
+    def save(**options):
+        buf = io.BytesIO()
+        Image.fromarray(natural_images[0]).save(buf, format="JPEG", quality=50, subsampling=2, **options)
+        return buf.getvalue()
+
+    plain, restarts = save(), save(restart_marker_blocks=1)
+    assert restarts.count(b"\xff\xd0") >= 1
+    h0, p0 = jpeg.split_header_payload(plain)
+    h1, p1 = jpeg.split_header_payload(restarts)
+    assert len(h1) == len(h0) + 6  # the DRI segment; every RSTn sits in the payload
+    assert len(p1) > len(p0) + 2 * 7 and len(h1) + len(p1) == len(restarts)
+
+
+def test_roundtrip_sizes_agrees_with_roundtrip(natural_images):
+    decoded, nbytes, payload = jpeg.roundtrip_sizes(natural_images, 60, "420", workers=2)
+    ref_decoded, ref_nbytes = jpeg.roundtrip(natural_images, 60, "420")
+    np.testing.assert_array_equal(decoded, ref_decoded)
+    np.testing.assert_array_equal(nbytes, ref_nbytes)
+    assert payload.dtype == np.int64 and (payload < nbytes).all()
+    assert len(set((nbytes - payload).tolist())) == 1  # the same header on every image
+
+
+def test_malformed_files_raise():
+    blob = jpeg.encode(np.full((1, 16, 16, 3), 90, np.uint8), 75, "444")[0]
+    with pytest.raises(ValueError, match="SOI"):
+        jpeg.split_header_payload(b"\x89PNG\r\n" + blob)
+    with pytest.raises(ValueError, match="SOI"):
+        jpeg.payload_size(b"")
+    for cut in (3, 5, 40, len(blob) // 2, len(blob) - 2, len(blob) - 1):  # inside a segment, a scan, at the end
+        with pytest.raises(ValueError, match="truncated"):
+            jpeg.split_header_payload(blob[:cut])
+    with pytest.raises(ValueError, match="claims"):  # a length field past the end of the file
+        jpeg.split_header_payload(b"\xff\xd8\xff\xdb\x10\x00" + bytes(10) + b"\xff\xd9")
+    with pytest.raises(ValueError, match="marker should be"):
+        jpeg.split_header_payload(b"\xff\xd8\x00\x00" + blob[2:])

@@ -61,6 +61,7 @@ def test_training_writes_model_metrics_and_resumes_after_a_kill(tiny_run, monkey
     text = (tmp_path / "a" / "metrics.json").read_text()
     assert key.fingerprint in text and "block_perm" not in text
     assert json.loads(text)["record"] == record
+    assert not (tmp_path / "state_a").exists()  # a finished training removes its resumable state
 
     # a run killed after its first epoch, then restarted, ends with the same weights as an uninterrupted run
     import etcbench.train as train_mod
@@ -75,7 +76,7 @@ def test_training_writes_model_metrics_and_resumes_after_a_kill(tiny_run, monkey
     assert not (tmp_path / "b" / "model.pt").exists() and (tmp_path / "state_b" / "last.pt").exists()
     monkeypatch.setattr(train_mod, "_write_summary", real)
     resumed = run("b", "state_b", recipe)
-    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3] and not (tmp_path / "state_b").exists()
     a, _ = load_trained_model(tmp_path / "a" / "model.pt", torch.device("cpu"))
     b, _ = load_trained_model(tmp_path / "b" / "model.pt", torch.device("cpu"))
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
@@ -161,7 +162,7 @@ def test_steps_batch_accumulation_and_model_card_are_recorded(tiny_run):
 def test_accumulated_micro_batches_make_the_step_of_the_whole_batch(tiny_run):
     tmp_path, _, run = tiny_run
     vit = {"arch": "vit_tiny_patch16_224", "depth": 1}  # layer norm only: micro-batches do not change the maths
-    common = dict(steps=1, batch_size=16, optimizer="sgd", lr=0.1, augment="none", grad_clip=0.0)
+    common = {"steps": 1, "batch_size": 16, "optimizer": "sgd", "lr": 0.1, "augment": "none", "grad_clip": 0.0}
     run("w", "state_w", Recipe(accumulation=1, **common), model="vit", options=vit)
     run("v", "state_v", Recipe(accumulation=4, **common), model="vit", options=vit)
     a, _ = load_trained_model(tmp_path / "w" / "model.pt", torch.device("cpu"))

@@ -105,14 +105,15 @@ def _geometry_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 _GEO_COMPOSE, _GEO_INVERSE = _geometry_tables()
-_COLOUR_COMPOSE = np.array([[int(np.flatnonzero((CHANNEL_PERMS == CHANNEL_PERMS[c1][CHANNEL_PERMS[c2]]).all(1))[0])
+_COLOUR_COMPOSE = np.array([[int(np.flatnonzero((CHANNEL_PERMS[c1][CHANNEL_PERMS[c2]] == CHANNEL_PERMS).all(1))[0])
                              for c2 in range(6)] for c1 in range(6)], dtype=np.int64)
 _COLOUR_INVERSE = np.argmax(_COLOUR_COMPOSE == 0, axis=1)
 
 
 def encode_variant(geometry: Any, negpos: Any, colour: Any) -> np.ndarray:
     """``g + 8 * np_bit + 16 * colour_code`` (see the module docstring)."""
-    return np.asarray(geometry, dtype=np.int64) + 8 * np.asarray(negpos, dtype=np.int64) + 16 * np.asarray(colour, dtype=np.int64)
+    geometry, negpos, colour = (np.asarray(v, dtype=np.int64) for v in (geometry, negpos, colour))
+    return geometry + 8 * negpos + 16 * colour
 
 
 def decode_variant(variant: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,10 +221,8 @@ def global_candidates(images: np.ndarray, *, rotate_flip: bool = True, negative_
     geo_stack = np.stack(oriented)  # (G, N, H, W, C)
     # increasing variant code g + 8 * np + 16 * colour: colour outermost, geometry innermost
     out = np.stack([255 - geo_stack if neg else geo_stack for neg in negs])  # (P, G, N, H, W, C)
-    if c == 3:
-        out = np.stack([out[..., CHANNEL_PERMS[col]] for col in colours])  # (Q, P, G, N, H, W, C)
-    else:
-        out = out[None]
+    # (Q, P, G, N, H, W, C)
+    out = np.stack([out[..., CHANNEL_PERMS[col]] for col in colours]) if c == 3 else out[None]
     labels = [_candidate_label(g, neg, col) for col in colours for neg in negs for g in geos]
     return np.ascontiguousarray(out.reshape(-1, *images.shape)), labels
 

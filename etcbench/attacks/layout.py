@@ -81,7 +81,8 @@ def _check(positions: np.ndarray, true_positions: np.ndarray) -> tuple[np.ndarra
     true_positions = np.asarray(true_positions)
     if positions.ndim != 2 or positions.shape != true_positions.shape:
         raise ValueError(
-            f"positions and true_positions must both have shape (N, n), got {positions.shape} and {true_positions.shape}"
+            "positions and true_positions must both have shape (N, n), "
+            f"got {positions.shape} and {true_positions.shape}"
         )
     n = positions.shape[1]
     for name, a in (("positions", positions), ("true_positions", true_positions)):

@@ -121,7 +121,8 @@ class AttackerData:
     encrypted_index: np.ndarray | None = None
 
 
-def attacker_data(scheme: ciphers.Scheme, images: np.ndarray, seeds: Sequence[int], target: ciphers.Key) -> AttackerData:
+def attacker_data(scheme: ciphers.Scheme, images: np.ndarray, seeds: Sequence[int],
+                  target: ciphers.Key) -> AttackerData:
     """Encrypt the attacker's own ``(N, H, W, 3)`` uint8 images with their keys (image ``i`` with key ``i mod K``)."""
     h, w = images.shape[1:3]
     keys = [scheme.generate_key(seed=s, image_size=(h, w)) for s in seeds]
@@ -308,7 +309,8 @@ def _layout_scores(attack: Attack, scheme: ciphers.Scheme, key: ciphers.Key, res
 
 
 def run_known_plaintext(attack: KnownPlaintextAttack, scheme: ciphers.Scheme, target_key: ciphers.Key,
-                        target_encrypted: np.ndarray, scoring: Scoring, own: np.ndarray) -> list[tuple[dict[str, Any], np.ndarray]]:
+                        target_encrypted: np.ndarray, scoring: Scoring,
+                        own: np.ndarray) -> list[tuple[dict[str, Any], np.ndarray]]:
     """The known-plaintext attack for each ``k`` of ``attack.pairs``: the first ``k`` of the attacker's ``own``
     plain images encrypted with the target key are the known pairs; returns ``(record, RGB decryption)`` per k."""
     from .known_plaintext import attack as kpa_attack

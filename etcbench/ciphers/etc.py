@@ -47,7 +47,8 @@ from .keys import Key
 from .plan import BlockEdit, GatherPlan, block_plan
 from .registry import register_scheme
 
-__all__ = ["EtC", "CHANNEL_PERMS", "LEGACY_CHANNEL_MAPS", "block_edit", "check_np_fraction", "dihedral_maps", "draw_block_steps"]
+__all__ = ["EtC", "CHANNEL_PERMS", "LEGACY_CHANNEL_MAPS", "block_edit", "check_np_fraction", "dihedral_maps",
+           "draw_block_steps"]
 
 CHANNEL_PERMS = np.array(list(permutations((0, 1, 2))), dtype=np.int64)
 # effective output (R, G, B) <- input channel maps of the in-place bug, one per channel code (paper.md 3.8)
@@ -83,10 +84,7 @@ def draw_block_steps(children: Sequence[np.random.SeedSequence], n: int, scrambl
         ``block_perm`` (a permutation of ``n``), ``rot_flip`` (codes 0..7) and ``negpos`` (bool), each ``(n,)``.
     """
     rng_perm, rng_rot, rng_np = (np.random.default_rng(s) for s in children)
-    if np_fraction == "half":
-        negpos = rng_np.permutation(np.arange(n) < n // 2)
-    else:
-        negpos = rng_np.random(n) < 0.5
+    negpos = rng_np.permutation(np.arange(n) < n // 2) if np_fraction == "half" else rng_np.random(n) < 0.5
     return {
         "block_perm": rng_perm.permutation(n) if scramble else np.arange(n),
         "rot_flip": rng_rot.integers(0, 8, n) if rotate_flip else np.zeros(n, dtype=np.int64),

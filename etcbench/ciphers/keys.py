@@ -84,12 +84,13 @@ def load_key(path: str | os.PathLike) -> Key:
     if not path.is_file():
         raise EtcbenchError(f"key file {path} does not exist")
     if stat.S_IMODE(path.stat().st_mode) & 0o077:
-        raise EtcbenchError(f"key file {path} is readable by others (mode {stat.S_IMODE(path.stat().st_mode):o}); chmod 600 it")
+        mode = stat.S_IMODE(path.stat().st_mode)
+        raise EtcbenchError(f"key file {path} is readable by others (mode {mode:o}); chmod 600 it")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(arrays.pop(_META).tobytes().decode())
-    except Exception as exc:  # noqa: BLE001 - any decoding problem is one user-facing message
+    except Exception as exc:
         raise EtcbenchError(f"key file {path} is not a valid etcbench key ({type(exc).__name__}: {exc})") from exc
     return Key(
         scheme=meta["scheme"],

@@ -82,7 +82,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         raise EtcbenchError(f"pretrained checkpoint {path} does not exist")
     try:
         state = load_state_dict(str(path), weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any decoding problem is one user-facing message
+    except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise EtcbenchError(f"could not read checkpoint {path}: truncated or not a checkpoint "
                             f"({type(exc).__name__}: {first})") from exc
@@ -99,7 +99,7 @@ def _hub_state(arch: str, model_name: str) -> tuple[dict[str, torch.Tensor], str
     for filename in ("model.safetensors", "pytorch_model.bin"):
         try:
             return load_state_dict_from_hf(hub_id, filename=filename), f"hub:{hub_id}/{filename}"
-        except Exception as exc:  # noqa: BLE001 - network, cache and hub errors all mean "not available here"
+        except Exception as exc:
             errors.append(f"{filename}: {type(exc).__name__}")
     raise EtcbenchError(
         f"could not fetch the pretrained weights of {arch} from the Hugging Face hub ({'; '.join(errors)}; no network "
@@ -168,7 +168,7 @@ def load_pretrained(model: nn.Module, model_name: str, arch: str, pretrained: bo
     rebuilt = _rebuilt_stem(model_name, model)
 
     def spared(name: str) -> bool:  # allowed to stay at initialisation
-        return name.startswith(head) or name.startswith(rebuilt)
+        return name.startswith((head, rebuilt))
 
     mismatched = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
     # a rebuilt stem whose weights do not fit is rebuilt whole: its bias stays at initialisation too

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from ..errors import EtcbenchError
@@ -19,6 +20,8 @@ from . import figures, tables
 __all__ = ["build_report"]
 
 log = logging.getLogger(__name__)
+
+_SETTING = ["dataset", "image_size", "block_size"]  # a setting's rows form one block of the LaTeX tables
 
 
 def _load_examples(paths: list[Path], k: int) -> dict[str, dict[str, np.ndarray]]:
@@ -48,16 +51,24 @@ def build_report(
         attacks: list[Path] | None = None,
         attack_examples: list[Path] | None = None,
         position_leaks: list[Path] | None = None,
+        metrics: list[Path] | None = None,
 ) -> list[Path]:
-    """Write ``accuracy``, ``summary`` and ``compression`` tables and the figures under ``out_dir``.
+    """Write the tables (``accuracy``, ``summary``, ``comparison``, ``schemes``, ``key_mismatch``, ``compression``
+    and the attack tables) and the figures under ``out_dir``.
 
-    ``examples`` are the example image files of the encryption stage (one per scheme). If any step fails, the files
-    this call already wrote are removed again, so no half-made report is left.
+    ``examples`` are the example image files of the encryption stage (one per scheme); ``metrics`` the training
+    records (``metrics.json`` of ``etcbench train``) whose per-epoch history the training curves draw. The confusion
+    matrices are drawn from the ``confusion`` entries of the evaluation records. If any step fails, the files this
+    call already wrote are removed again, so no half-made report is left.
     """
     with all_or_nothing() as written:
-        _build(accuracy, compression, out_dir, examples or [], num_examples)
-        if attacks:
-            _build_attacks(attacks, attack_examples or [], out_dir, position_leaks)
+        acc, comp, mismatch = _build(accuracy, compression, out_dir, examples or [], num_examples)
+        attack_table = _build_attacks(attacks, attack_examples or [], out_dir, position_leaks) if attacks else None
+        schemes = tables.scheme_table(acc, comp, attack_table, mismatch)
+        tables.write_table(schemes, out_dir / "schemes", tables.scheme_caption(schemes), group_by=_SETTING)
+        if metrics:
+            figures.plot_training_curves(tables.history_table([read_json(p) for p in metrics]),
+                                         out_dir / "figures" / "training_curves")
         if config is not None:
             with atomic_write(out_dir / "config.yaml", binary=False) as fh:
                 fh.write("# resolved configuration of this run (defaults filled in; the key seed is left out)\n")
@@ -67,34 +78,51 @@ def build_report(
 
 
 def _build(accuracy: list[Path], compression: list[Path], out_dir: Path, examples: list[Path],
-           num_examples: int) -> None:
+           num_examples: int) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame]:
+    """The accuracy, comparison, key-mismatch and compression tables and their figures; returns the accuracy,
+    compression (``None`` without records) and key-mismatch tables."""
     evaluations = [read_json(p) for p in accuracy]
     acc = tables.accuracy_table([r for e in evaluations for r in e["records"]])
     tables.write_table(acc, out_dir / "accuracy", "Top-1 accuracy per model, scheme, JPEG setting and seed")
     tables.write_table(
         tables.accuracy_summary(acc), out_dir / "summary",
         "Top-1 (%) on uncompressed test images: mean, std and 95% CI half-width over seeds")
-    tables.write_table(tables.key_mismatch_table([r for e in evaluations for r in e.get("key_mismatch", [])]),
-                       out_dir / "key_mismatch",
+    comparison = tables.comparison_table(acc)
+    tables.write_table(comparison, out_dir / "comparison", tables.comparison_caption(comparison), group_by=_SETTING)
+    mismatch = tables.key_mismatch_table([r for e in evaluations for r in e.get("key_mismatch", [])])
+    tables.write_table(mismatch, out_dir / "key_mismatch",
                        "Top-1 with the model's own key, another key of its scheme, and no encryption")
     fig_dir = out_dir / "figures"
     figures.plot_top1_by_model_scheme(acc, fig_dir / "top1_by_model_scheme")
     figures.plot_top1_vs_quality(acc, fig_dir / "top1_vs_jpeg_quality")
+    confusions = [e["confusion"] for e in evaluations if e.get("confusion")]
+    if len(confusions) < len(evaluations):
+        log.warning("%d of %d evaluation records have no confusion matrix (written by an older 'etcbench evaluate')",
+                    len(evaluations) - len(confusions), len(evaluations))
+    if confusions:
+        figures.plot_confusion_matrices(confusions, fig_dir / "confusion_matrices")
+    comp = None
     if compression:
         comp = tables.compression_table([read_json(p)["record"] for p in compression])
         tables.write_table(comp, out_dir / "compression",
-                           "JPEG bits per pixel and PSNR after decryption against the plain image")
+                           "JPEG bits per pixel (whole file and entropy-coded payload), header bytes and PSNR after "
+                           "decryption against the plain image")
+        tables.write_table(tables.bd_rate_table(comp), out_dir / "bd_rate",
+                           "Bjontegaard deltas against plain JPEG of the same setting and subsampling: BD-rate (%) "
+                           "and BD-PSNR (dB) on payload bpp, BD-rate on whole-file bpp")
         figures.plot_rate_distortion(comp, fig_dir / "jpeg_bpp_psnr")
     if examples:
         figures.plot_examples(_load_examples(examples, num_examples), fig_dir / "examples")
+    return acc, comp, mismatch
 
 
 def _build_attacks(records: list[Path], examples: list[Path], out_dir: Path,
-                   position_leaks: list[Path] | None = None) -> None:
+                   position_leaks: list[Path] | None = None) -> pd.DataFrame:
+    """The attack and position-leak tables and the attack figures; returns the attack table."""
     table = tables.attack_table([r for p in records for r in read_json(p)["records"]])
     tables.write_table(table, out_dir / "attacks",
                        "Attacks: SSIM and PSNR of reconstructions against the plain test images (also at the native "
-                       "size), each learned attack's plain-scheme control (under_trained: its native SSIM below "
+                       "size), each learned attack's plain-scheme control (under-trained: its native SSIM below "
                        f"{tables.CONTROL_SSIM}), semantic leakage (top-1 of the plain-trained model), share of the key "
                        "recovered, jigsaw layout scores")
     figures.plot_attack_ssim(table, out_dir / "figures" / "attack_ssim")
@@ -117,3 +145,4 @@ def _build_attacks(records: list[Path], examples: list[Path], out_dir: Path,
     if plain is None:
         raise EtcbenchError("no attack example files for the attack example figure")
     figures.plot_attack_grid(plain, reconstructions, out_dir / "figures" / "attack_examples")
+    return table

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import etcbench.attacks.fr  # noqa: F401  (registers "fr")
+import etcbench.attacks.fr
 from etcbench import attacks, ciphers
 from etcbench.ciphers.etc import CHANNEL_PERMS
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from attack_helpers import HELD_OUT, crops
 
 from etcbench import attacks, ciphers
 from etcbench.metrics import ssim_per_image
-
-from attack_helpers import HELD_OUT, crops
-
 
 
 def test_learns_the_identity_on_held_out_crops(natural_images):

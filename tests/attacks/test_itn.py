@@ -5,13 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from attack_helpers import HELD_OUT, crops
 
 from etcbench import attacks, ciphers
 from etcbench.attacks.networks import code_width_for, discriminator, inverse_network
 from etcbench.metrics import ssim_per_image
-
-from attack_helpers import HELD_OUT, crops
-
 
 
 def split(natural_images: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

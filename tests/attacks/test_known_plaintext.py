@@ -8,8 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcbench import ciphers
-from etcbench.attacks.known_plaintext import (SUPPORTED, RecoveredKey, attack, key_recovery_share, recover_key,
-                                              secret_arrays)
+from etcbench.attacks.known_plaintext import (
+    SUPPORTED,
+    RecoveredKey,
+    attack,
+    key_recovery_share,
+    recover_key,
+    secret_arrays,
+)
 from etcbench.ciphers.base import Scheme
 from etcbench.errors import EtcbenchError
 from etcbench.metrics import ssim_per_image

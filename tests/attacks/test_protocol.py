@@ -11,10 +11,9 @@ import pytest
 
 from etcbench import attacks, ciphers
 from etcbench.attacks.base import Attack, Reconstruction
-from etcbench.attacks.protocol import (Scoring, attacker_data, default_options, run_attack, true_positions,
-                                      unpaired_data)
-from etcbench.grid import attacker_seeds
+from etcbench.attacks.protocol import Scoring, attacker_data, default_options, run_attack, true_positions, unpaired_data
 from etcbench.errors import EtcbenchError
+from etcbench.grid import attacker_seeds
 from etcbench.io import save_npz
 
 
@@ -144,7 +143,8 @@ def test_attack_stage_bad_input_is_one_line_and_no_output(tmp_path, natural_imag
     key = scheme.generate_key(seed=7, image_size=(64, 64))
     ciphers.save_key(key, tmp_path / "k.npz")
     y = np.zeros(len(natural_images), np.int64)
-    save_npz(tmp_path / "enc.npz", x=scheme.encrypt(natural_images, key), y=y, key_fingerprint=np.array(key.fingerprint))
+    save_npz(tmp_path / "enc.npz", x=scheme.encrypt(natural_images, key), y=y,
+             key_fingerprint=np.array(key.fingerprint))
     save_npz(tmp_path / "plain.npz", x=natural_images, y=y, key_fingerprint=np.array("plain"))
     save_npz(tmp_path / "data.npz", train_x=natural_images[:, ::2, ::2], train_y=y, test_x=natural_images[:, ::2, ::2],
              test_y=y)
@@ -156,7 +156,6 @@ def test_attack_stage_bad_input_is_one_line_and_no_output(tmp_path, natural_imag
         "include the defender": ["--attacks", "fr", "--attacker-seed", "6", "--defender-seeds", "7", "8"],
         "that are not run": ["--attacks", "fr", "--options", json.dumps({"itn": {}}), "--attacker-seed", "100",
                              "--defender-seeds", "7"],
-        "unknown attack": ["--attacks", "rot13", "--attacker-seed", "100", "--defender-seeds", "7"],
         "shared-key applies to": ["--attacks", "shared-key", "--attacker-seed", "100", "--defender-seeds", "7"],
         "exceeds the attacker's": ["--attacks", "kpa", "--options", json.dumps({"kpa": {"pairs": [1, 99]}}),
                                    "--train-images", "10", "--attacker-seed", "100", "--defender-seeds", "7"],
@@ -165,9 +164,14 @@ def test_attack_stage_bad_input_is_one_line_and_no_output(tmp_path, natural_imag
     }
     for message, args in cases.items():
         res = subprocess.run(base + args, capture_output=True, text=True)
-        assert res.returncode == 2 and message in res.stderr, res.stderr
+        assert res.returncode == 1 and message in res.stderr, res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
         assert not any(p.exists() for p in outs)
+    # an unknown attack name is a usage error (exit 2): argparse names the registered attacks
+    res = subprocess.run(base + ["--attacks", "rot13", "--attacker-seed", "100", "--defender-seeds", "7"],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 2 and "invalid choice: 'rot13'" in res.stderr and "'jigsaw'" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not any(p.exists() for p in outs)
     res = subprocess.run(base + ["--attacks", "fr", "--attacker-seed", "100", "--defender-seeds", "7", "8"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr

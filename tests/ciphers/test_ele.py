@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cipher_helpers import grid, images, tanaka_le, tanaka_nibbles
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcbench import ciphers
 from etcbench.ciphers.blocks import from_blocks, to_blocks
 from etcbench.ciphers.keys import Key
-from cipher_helpers import grid, images, tanaka_le, tanaka_nibbles
-
 
 
 def shuffle_blocks(x: np.ndarray, block_perm: np.ndarray, m: int) -> np.ndarray:

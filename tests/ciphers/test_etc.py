@@ -7,6 +7,7 @@ import stat
 import numpy as np
 import pytest
 import torch
+from cipher_helpers import grid, images
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,6 @@ from etcbench import ciphers
 from etcbench.ciphers.blocks import from_blocks, to_blocks
 from etcbench.ciphers.etc import CHANNEL_PERMS, dihedral_maps
 from etcbench.errors import EtcbenchError
-from cipher_helpers import grid, images
 
 ONLY = {"scramble": False, "rotate_flip": False, "negative_positive": False, "color_shuffle": False}
 

@@ -13,6 +13,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from cipher_helpers import images, nchw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -22,7 +23,6 @@ from etcbench.ciphers.blocks import to_blocks
 from etcbench.ciphers.etc_gray import EtCGray, EtCGray444
 from etcbench.ciphers.ycbcr import from_plane, to_plane
 from etcbench.metrics import psnr_per_image
-from cipher_helpers import images, nchw
 
 NAMES = {"etc-gray": "420", "etc-gray-444": "444"}
 OFF = {"scramble": False, "rotate_flip": False, "negative_positive": False}

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cipher_helpers import grid, images, nchw, tanaka_le, tanaka_nibbles
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcbench import ciphers
 from etcbench.ciphers.blocks import to_blocks
 from etcbench.ciphers.nibbles import NibblePairPlan, merge_nibbles, split_nibbles, tanaka_positions
-from cipher_helpers import grid, images, nchw, tanaka_le, tanaka_nibbles
-
 
 
 # nibble helpers ------------------------------------------------------------------------------------------------

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cipher_helpers import images, nchw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcbench.ciphers.nibbles import NibblePairPlan, merge_nibbles, nibble_plan, split_nibbles
 from etcbench.ciphers.plan import GatherPlan
-from cipher_helpers import images, nchw
 
 
 def random_nibble_plan(h: int, w: int, seed: int) -> GatherPlan:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cipher_helpers import images, nchw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcbench import ciphers
 from etcbench.ciphers.etc import CHANNEL_PERMS
-from cipher_helpers import images, nchw
 
 NAME = "pe-fixed"  # the tests that read the key's per-pixel arrays
 BOTH = pytest.mark.parametrize("name", ["pe", "pe-fixed"])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cipher_helpers import images, nchw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,6 @@ from etcbench.ciphers.pixel_shuffle import (
     transform_patch_embedding_affine,
     transform_position_embedding,
 )
-from cipher_helpers import images, nchw
 
 NAME = "pixel-shuffle"
 OFF = {"scramble": False, "shuffle": False, "negative_positive": False}
@@ -148,7 +148,7 @@ def test_model_transformation_absorbs_np_through_the_bias(normalised):
     key = scheme.generate_key(seed=12, image_size=(32, 32))
     x = nchw(images(3, 32, 32, 6)).float() / 255
     y = scheme.encrypt(x, key)
-    prep = (lambda t: (t - 0.5) / 0.5) if normalised else (lambda t: t)  # noqa: E731
+    prep = (lambda t: (t - 0.5) / 0.5) if normalised else (lambda t: t)
     proj = model.patch_embed.proj
     enc = copy.deepcopy(model)
     weight, bias = transform_patch_embedding_affine(proj.weight, proj.bias, key, np_offset=0.0 if normalised else 1.0)

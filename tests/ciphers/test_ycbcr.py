@@ -12,14 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cipher_helpers import images, nchw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from etcbench.ciphers import ycbcr
-from etcbench.ciphers.ycbcr import (downsample_chroma, from_plane, rgb_to_ycbcr, to_plane, upsample_chroma,
-                                    ycbcr_to_rgb)
-from cipher_helpers import images, nchw
+from etcbench.ciphers.ycbcr import downsample_chroma, from_plane, rgb_to_ycbcr, to_plane, upsample_chroma, ycbcr_to_rgb
 
 FIX = {v: int(v * 65536 + 0.5) for v in (0.299, 0.587, 0.114, 0.16874, 0.33126, 0.5, 0.41869, 0.08131,
                                         1.402, 1.772, 0.71414, 0.34414)}

@@ -29,6 +29,7 @@ from etcbench.data.cifar import (
 from etcbench.errors import EtcbenchError
 from etcbench.io import load_npz, read_json, sha256_arrays
 
+
 @pytest.fixture(scope="module")
 def archive(cifar_archive: Path) -> Path:
     return cifar_archive

@@ -7,15 +7,15 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import seaborn as sns  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import seaborn as sns
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from etcbench.report.stats import ci_halfwidth, ci_interval  # noqa: E402
+from etcbench.report.stats import ci_halfwidth, ci_interval
 
 
 def test_known_quantiles():

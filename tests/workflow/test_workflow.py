@@ -14,7 +14,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
@@ -218,6 +217,15 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
     assert abs(q90.psnr[8, "etc", "444"] - q90.psnr[8, "plain", "444"]) < 1.0
     assert q90.psnr[4, "le", "444"] < q90.psnr[8, "plain", "444"] - 5  # the same 32-px images
     assert q90.jpeg_mode[8, "etc-gray", "420"] == "gray" and q90.jpeg_mode[8, "etc", "420"] == "ycbcr"
+    # the rate without the headers: several hundred bytes of tables in every 32-px file
+    assert (comp.payload_bpp > 0).all() and (comp.payload_bpp < comp.bpp).all() and (comp.header_bytes > 250).all()
+    # Bjontegaard deltas against plain JPEG of the same setting and subsampling (the 4-px setting has no plain)
+    bd = pd.read_csv(report / "bd_rate.csv", dtype={"subsampling": str})
+    assert sorted(zip(bd.scheme, bd.subsampling)) == [("etc", "420"), ("etc", "444"), ("etc-gray", "420"),
+                                                      ("pe", "420"), ("pe", "444")]
+    assert (bd.block_size == 8).all() and (bd.anchor == "plain").all() and (bd.n_points == len(qualities)).all()
+    # EtC's 8-px blocks fit the 4:4:4 grid: about plain's rate (2 % measured on 100 CIFAR-10 images)
+    assert abs(bd.set_index(["scheme", "subsampling"]).bd_rate_payload_pct["etc", "444"]) < 20
     # key mismatch: every model with its own key, another key (not for plain) and no encryption
     km = pd.read_csv(report / "key_mismatch.csv")
     assert len(km) == 3 * len(acc[acc.subsampling == "none"]) - len(acc[(acc.subsampling == "none") &
@@ -253,12 +261,23 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
     assert learned.under_trained.notna().all() and first.loc[first.attack == "fr", "under_trained"].isna().all()
     leak = pd.read_csv(report / "position_leak.csv")
     assert leak[["scheme", "model"]].values.tolist() == [["etc-gray", "vit"]]  # a plane: not applicable
-    assert "not available" in (report / "summary.md").read_text()
+    # the paper-style tables: a comparison row per setting and model (no paper column: no published value is
+    # known), a row per setting and scheme
+    comparison = pd.read_csv(report / "comparison.csv")
+    uncompressed = acc[acc.subsampling == "none"]
+    assert len(comparison) == len(uncompressed.groupby(["image_size", "block_size", "model"]))
+    assert not [c for c in comparison.columns if "paper" in c]
+    assert r"\toprule" in (report / "comparison.tex").read_text()
+    assert "not available" not in (report / "summary.md").read_text() + (report / "comparison.md").read_text()
+    schemes = pd.read_csv(report / "schemes.csv", dtype={"jpeg_subsampling": str})
+    assert len(schemes) == sum(len(setting["schemes"]) for setting in cfg["grid"])
+    assert [c for c in schemes.columns if c.startswith("delta_top1_pp_")] and schemes.best_attack.notna().any()
     for name in ("top1_by_model_scheme", "top1_vs_jpeg_quality", "jpeg_bpp_psnr", "examples", "attack_ssim",
-                 "attack_examples", "attack_semantic"):
+                 "attack_examples", "attack_semantic", "training_curves", "confusion_matrices"):
         assert (report / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (report / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
-    for table in ("accuracy", "summary", "compression", "key_mismatch", "attacks", "position_leak"):
+    for table in ("accuracy", "summary", "comparison", "schemes", "compression", "bd_rate", "key_mismatch", "attacks",
+                  "position_leak"):
         assert (report / f"{table}.tex").stat().st_size > 0 and (report / f"{table}.md").stat().st_size > 0
     resolved = (report / "config.yaml").read_text()
     assert "train_size: 200" in resolved and "key_seed" not in resolved
@@ -271,3 +290,4 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
     assert res.returncode == 0, res.stderr[-3000:]
     text = html.read_text(errors="replace")
     assert "top1_vs_jpeg_quality.png" in text and "examples.png" in text and "attack_examples.png" in text
+    assert "training_curves.png" in text and "confusion_matrices.png" in text and "comparison.csv" in text

@@ -130,6 +130,13 @@ def compression_records():
     return grid.compression_records(config)
 
 
+def training_metrics():
+    """The training record (metrics.json, with the per-epoch history) of every trained model, seed by seed, for the
+    report's training curves: the same cells as accuracy_records()."""
+    return [f"results/models/{setting}/{scheme}/{model}/seed{seed}/metrics.json"
+            for setting, scheme, model in grid.train_cells(config) for seed in config["seeds"]]
+
+
 def example_files():
     """The example images of each scheme of the main setting (written by its encryption job) for the report."""
     return [f"results/encrypted/{MAIN_SETTING}/{scheme}/examples.npz" for scheme in SETTINGS[MAIN_SETTING]["schemes"]]
@@ -137,12 +144,13 @@ def example_files():
 
 SEMANTIC_LEAKAGE = any(grid.attack_classifier(config, setting) for setting, _ in attack_runs())
 REPORT_TABLES = (
-    ["accuracy", "summary", "compression", "key_mismatch"]
+    ["accuracy", "summary", "comparison", "schemes", "compression", "bd_rate", "key_mismatch"]
     + (["attacks"] if attack_runs() else [])
     + (["position_leak"] if position_leak_records() else [])
 )
 REPORT_FIGURES = (
-    ["top1_by_model_scheme", "top1_vs_jpeg_quality", "jpeg_bpp_psnr", "examples"]
+    ["top1_by_model_scheme", "top1_vs_jpeg_quality", "jpeg_bpp_psnr", "examples", "training_curves",
+     "confusion_matrices"]
     + (["attack_examples", "attack_ssim"] if attack_runs() else [])
     + (["attack_semantic"] if SEMANTIC_LEAKAGE else [])
 )

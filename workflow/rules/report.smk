@@ -6,6 +6,7 @@ rule make_report:
         attacks=attack_records(),
         attack_examples=attack_examples(),
         position_leaks=position_leak_records(),
+        metrics=training_metrics(),
     output:
         tables=expand(
             "results/report/{table}.{ext}",
@@ -22,9 +23,34 @@ rule make_report:
             caption="../report/summary.rst",
             category="Accuracy",
         ),
+        comparison=report(
+            "results/report/comparison.csv",
+            caption="../report/comparison.rst",
+            category="Accuracy",
+        ),
+        schemes=report(
+            "results/report/schemes.csv",
+            caption="../report/schemes.rst",
+            category="Accuracy",
+        ),
+        training_curves=report(
+            "results/report/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Accuracy",
+        ),
+        confusion=report(
+            "results/report/figures/confusion_matrices.png",
+            caption="../report/confusion_matrices.rst",
+            category="Accuracy",
+        ),
         compression=report(
             "results/report/compression.csv",
             caption="../report/compression.rst",
+            category="JPEG",
+        ),
+        bd_rate=report(
+            "results/report/bd_rate.csv",
+            caption="../report/bd_rate.rst",
             category="JPEG",
         ),
         top1=report(
@@ -93,5 +119,5 @@ rule make_report:
         "python -m etcbench report --accuracy {input.accuracy} --compression {input.compression} "
         "--examples {input.examples} --num-examples {params.num_examples} "
         "--attacks {input.attacks} --attack-examples {input.attack_examples} "
-        "--position-leaks {input.position_leaks} "
+        "--position-leaks {input.position_leaks} --metrics {input.metrics} "
         "--config {params.config:q} --out-dir results/report 2> {log}"
