@@ -168,7 +168,7 @@ def load_pretrained(model: nn.Module, model_name: str, arch: str, pretrained: bo
     rebuilt = _rebuilt_stem(model_name, model)
 
     def spared(name: str) -> bool:  # allowed to stay at initialisation
-        return name.startswith((head, rebuilt))
+        return name.startswith((head, *rebuilt))  # rebuilt: a tuple of prefixes
 
     mismatched = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
     # a rebuilt stem whose weights do not fit is rebuilt whole: its bias stays at initialisation too
