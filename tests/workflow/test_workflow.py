@@ -291,3 +291,18 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
     text = html.read_text(errors="replace")
     assert "top1_vs_jpeg_quality.png" in text and "examples.png" in text and "attack_examples.png" in text
     assert "training_curves.png" in text and "confusion_matrices.png" in text and "comparison.csv" in text
+
+
+def test_smoke_outputs_are_shareable_and_only_keys_private(smoke_run):
+    """Under umask 022 (the smoke run's), every result file is readable by the group and others, except the key
+    files, which are 0600; a finished training leaves no resumable state behind."""
+    files = [p for p in (smoke_run / "results").rglob("*") if p.is_file()]
+    keys = [p for p in files if p.name.endswith(".key.npz")]
+    assert keys and len(files) > 100
+    for path in files:
+        mode = path.stat().st_mode & 0o777
+        if path in keys:
+            assert mode == 0o600, (path, oct(mode))
+        else:
+            assert mode & 0o044 == 0o044, (path, oct(mode))
+    assert not [p for p in (smoke_run / "results" / "state").rglob("*") if p.is_file()]
