@@ -52,7 +52,7 @@ def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int]
     records = []
     for quality in qualities:
         started = time.time()
-        decoded, nbytes, payload = jpeg.roundtrip_sizes(enc["x"], quality, subsampling, workers)
+        decoded, nbytes, payload = jpeg.roundtrip(enc["x"], quality, subsampling, workers)
         bpp = jpeg.bits_per_pixel(nbytes, h, w)  # per pixel of the RGB image, whatever the encrypted layout
         payload_bpp = jpeg.bits_per_pixel(payload, h, w)  # the entropy-coded data alone, headers left out
         psnr = psnr_per_image(reference["x"], scheme.decrypt(decoded, key))

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, JpegImagePlugin, features
 
-__all__ = ["SUBSAMPLING", "encode", "decode", "roundtrip", "roundtrip_sizes", "bits_per_pixel", "split_header_payload",
+__all__ = ["SUBSAMPLING", "encode", "decode", "roundtrip", "bits_per_pixel", "split_header_payload",
            "payload_size", "read_subsampling", "libjpeg_version"]
 
 Subsampling = Literal["444", "420"]
@@ -75,14 +75,7 @@ def decode(blobs: list[bytes], workers: int | None = None) -> np.ndarray:
 
 
 def roundtrip(images: np.ndarray, quality: int, subsampling: Subsampling,
-              workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Encode and decode; returns ``(decoded images, file sizes in bytes)``."""
-    blobs = encode(images, quality, subsampling, workers)
-    return decode(blobs, workers), np.array([len(b) for b in blobs], dtype=np.int64)
-
-
-def roundtrip_sizes(images: np.ndarray, quality: int, subsampling: Subsampling,
-                    workers: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              workers: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Encode and decode; returns ``(decoded images, file sizes, entropy-coded payload sizes)``, sizes in bytes.
 
     A file's size less its payload size is its header size (:func:`split_header_payload`).
