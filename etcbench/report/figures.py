@@ -37,7 +37,6 @@ DPI = 150
 _CONFIG_KEYS = ["dataset", "image_size", "block_size"]
 _SUBSAMPLING_ORDER = {"none": 0, "444": 1, "420": 2}
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-_DASHES = ["", (4, 2), (1, 1.5), (6, 2, 1, 2)]
 _KIND_ORDER = ["plain", "encrypted", "decrypted"]
 # classes of the datasets the report knows, for chance lines (1 / classes)
 _NUM_CLASSES = {"cifar10": 10}

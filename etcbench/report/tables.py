@@ -136,7 +136,6 @@ _FORMAT_PATTERNS = [
 ]
 _VALUE_LABELS = {"subsampling": {"444": "4:4:4", "420": "4:2:0"}, "jpeg_subsampling": {"444": "4:4:4", "420": "4:2:0"}}
 
-_ACC_KEYS = ["dataset", "image_size", "block_size", "model", "scheme", "subsampling", "jpeg_quality", "seed"]
 _COMP_KEYS = ["dataset", "image_size", "block_size", "scheme", "subsampling", "jpeg_quality"]
 # Subsampling sort order: uncompressed first, then full chroma, then 4:2:0; any other value after, alphabetically.
 _SUBSAMPLING_ORDER = {"none": 0, "444": 1, "420": 2}
