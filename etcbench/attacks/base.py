@@ -76,6 +76,12 @@ class Attack(Configurable):
         """Why the attack cannot run against the scheme named ``scheme`` (one line), or ``None`` when it can."""
         return None
 
+    @classmethod
+    def algorithm_options(cls, scheme: str, key_options: dict[str, Any]) -> dict[str, Any]:
+        """Options the attacker knows from the algorithm (Kerckhoffs: its settings, not the key) of the scheme
+        ``scheme`` configured with ``key_options``; configured attack options override them. None by default."""
+        return {}
+
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"{type(self).__name__}(block_size={self.block_size}{', ' + opts if opts else ''})"

@@ -72,12 +72,9 @@ class NoAttack(Attack):
 
 
 def _known_algorithm(attack: str, key: ciphers.Key, options: dict[str, Any]) -> dict[str, Any]:
-    """The attacker knows the algorithm with its options (not the key): the shared-key estimation is told whether
-    the scheme scrambles blocks (pixel shuffling) or draws LE's flags independently, unless configured."""
-    if attack == "shared-key":
-        public = {"pixel-shuffle": ("scramble",), "le": ("independent_flags",)}.get(key.scheme, ())
-        options = {**{k: bool(key.options[k]) for k in public if k in key.options}, **options}
-    return options
+    """The attacker knows the algorithm with its options, not the key (each attack's ``algorithm_options``);
+    configured options win."""
+    return {**ATTACKS.get(attack).algorithm_options(key.scheme, dict(key.options)), **options}
 
 
 def not_applicable(attack: str, scheme: str) -> str | None:

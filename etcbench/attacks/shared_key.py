@@ -490,6 +490,12 @@ class SharedKey(Attack):
     def not_applicable(cls, scheme: str) -> str | None:
         return None if scheme in SCHEMES else f"shared-key applies to {' and '.join(SCHEMES)}, not {scheme}"
 
+    @classmethod
+    def algorithm_options(cls, scheme: str, key_options: dict[str, Any]) -> dict[str, Any]:
+        """Whether the scheme scrambles blocks (pixel shuffling) or draws LE's flags independently."""
+        public = {"pixel-shuffle": ("scramble",), "le": ("independent_flags",)}.get(scheme, ())
+        return {k: bool(key_options[k]) for k in public if k in key_options}
+
     def __init__(self, block_size: int, scheme: str | None = None, scramble: bool | None = None,
                  independent_flags: bool = False, neighbours: int = 8) -> None:
         super().__init__(block_size)

@@ -202,3 +202,14 @@ def test_degenerate_input_runs():
         assert out.images.shape == flat.shape
         est = out.extra["pixel_perm_estimate"]
         assert sorted(est) == list(range(est.size))
+
+
+def test_the_attacker_is_told_the_algorithms_public_settings_not_the_key():
+    from etcbench.attacks.base import ATTACKS
+
+    shared = ATTACKS.get("shared-key")
+    assert shared is SharedKey
+    assert shared.algorithm_options("le", {"independent_flags": 1, "seed_like": 7}) == {"independent_flags": True}
+    assert shared.algorithm_options("pixel-shuffle", {"scramble": False}) == {"scramble": False}
+    assert shared.algorithm_options("etc", {"scramble": True}) == {}
+    assert ATTACKS.get("itn").algorithm_options("pixel-shuffle", {"scramble": True}) == {}
