@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix
 from torch import nn
 
 from . import ciphers
@@ -82,10 +81,17 @@ def confusion_record(labels: np.ndarray, predictions: np.ndarray, num_classes: i
                      dataset: str | None = None) -> dict[str, Any]:
     """The confusion matrix of ``predictions`` against ``labels`` (scikit-learn's, rows = true class, columns =
     predicted, classes ``0 .. num_classes - 1`` whether they occur or not) as a JSON-ready record, with the class
-    names where the dataset is CIFAR-10."""
+    names where the dataset is CIFAR-10. scikit-learn is imported here, not with the module: importing it (and
+    scipy) takes seconds that every training job, which imports this module, would pay."""
+    from sklearn.metrics import confusion_matrix
+
+    truth, guess = np.asarray(labels, dtype=np.int64).ravel(), np.asarray(predictions, dtype=np.int64).ravel()
+    if truth.shape != guess.shape:
+        raise EtcbenchError(f"{truth.size} labels but {guess.size} predictions")
+    if truth.size and (min(truth.min(), guess.min()) < 0 or max(truth.max(), guess.max()) >= num_classes):
+        raise EtcbenchError(f"a label or prediction outside the {num_classes} classes 0..{num_classes - 1}")
     classes = list(range(num_classes))
-    matrix = confusion_matrix(np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64),
-                              labels=classes)
+    matrix = confusion_matrix(truth, guess, labels=classes)
     names = list(CIFAR10_CLASSES) if dataset == "cifar10" and num_classes == len(CIFAR10_CLASSES) else None
     return {"labels": classes, "class_names": names, "matrix": matrix.astype(int).tolist()}
 

@@ -168,6 +168,15 @@ def test_parsing_and_help_import_no_torch():
     assert res.returncode == 0 and res.stdout.splitlines()[-1] == "[]", res.stdout + res.stderr
 
 
+def test_training_imports_neither_scikit_learn_nor_scipy():
+    # the evaluation's confusion matrix imports scikit-learn only when it is computed: several seconds that every
+    # training job (which imports etcbench.evaluate for its validation) would pay otherwise
+    code = ("import sys, etcbench.train, etcbench.evaluate\n"
+            "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0 and res.stdout.splitlines()[-1] == "[]", res.stdout + res.stderr
+
+
 def test_truncated_archive(tmp_path, cifar_archive):
     bad = tmp_path / "cifar.tar.gz"
     with open(cifar_archive, "rb") as fh:

@@ -91,3 +91,11 @@ def test_records_the_confusion_matrix_of_the_own_key_test_set(stored):
     assert record["matrix"] == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
     named = confusion_record(np.arange(10), np.arange(10), 10, "cifar10")
     assert named["class_names"][:3] == ["airplane", "automobile", "bird"] and len(named["class_names"]) == 10
+    rng = np.random.default_rng(0)
+    truth, guess = rng.integers(0, 7, 500), rng.integers(0, 7, 500)
+    np.testing.assert_array_equal(confusion_record(truth, guess, 9)["matrix"],
+                                  confusion_matrix(truth, guess, labels=list(range(9))))
+    with pytest.raises(EtcbenchError, match="outside the 4 classes"):
+        confusion_record(np.array([0, 4]), np.array([0, 1]), 4)
+    with pytest.raises(EtcbenchError, match="3 labels but 2 predictions"):
+        confusion_record(np.array([0, 1, 2]), np.array([0, 1]), 4)
