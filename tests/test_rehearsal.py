@@ -60,6 +60,8 @@ def test_model_cards_are_the_papers_models(paper_rehearsal):
             assert loaded["left_at_init"] == ["head.bias", "head.weight", "stem.0.bias", "stem.0.weight"], where
         else:  # ResNet-18: ImageNet stem at 224 px, CIFAR stem (full resolution) at 32 px
             assert card["depth"] == 18 and card["width"] == 512 and loaded == {"source": "none"}, where
+            if c["model"] == "resnet18":  # full width (config.yaml's CPU-sized half width does not leak in)
+                assert card["parameters"] == pytest.approx(11.18e6, rel=0.001), where
             size = int(c["setting"][1:].split("-")[0])
             assert card["stem"] == ("imagenet" if size > 64 else "cifar"), where
             assert card["token_grid"] == ([7, 7] if size == 224 else [4, 4]), where

@@ -57,17 +57,26 @@ def build_report(
     and the attack tables) and the figures under ``out_dir``.
 
     ``examples`` are the example image files of the encryption stage (one per scheme); ``metrics`` the training
-    records (``metrics.json`` of ``etcbench train``) whose per-epoch history the training curves draw. The confusion
+    records (``metrics.json`` of ``etcbench train``) whose per-epoch history the training curves draw and whose
+    parameter counts the comparison table shows. The confusion
     matrices are drawn from the ``confusion`` entries of the evaluation records. If any step fails, the files this
     call already wrote are removed again, so no half-made report is left.
     """
+    trainings = [read_json(p) for p in metrics or []]
+    parameters: dict[tuple, list[int]] = {}
+    for t in trainings:
+        rec, count = t.get("record", {}), t.get("train", {}).get("parameters")
+        if count is not None and all(k in rec for k in (*_SETTING, "model")):
+            parameters.setdefault((rec["dataset"], int(rec["image_size"]), int(rec["block_size"]), rec["model"]),
+                                  []).append(int(count))
     with all_or_nothing() as written:
-        acc, comp, mismatch = _build(accuracy, compression, out_dir, examples or [], num_examples)
+        acc, comp, mismatch = _build(accuracy, compression, out_dir, examples or [], num_examples,
+                                     parameters if trainings else None)
         attack_table = _build_attacks(attacks, attack_examples or [], out_dir, position_leaks) if attacks else None
         schemes = tables.scheme_table(acc, comp, attack_table, mismatch)
-        tables.write_table(schemes, out_dir / "schemes", tables.scheme_caption(schemes), group_by=_SETTING)
-        if metrics:
-            figures.plot_training_curves(tables.history_table([read_json(p) for p in metrics]),
+        tables.write_table(schemes, out_dir / "schemes", tables.scheme_caption(schemes), split_by=_SETTING)
+        if trainings:
+            figures.plot_training_curves(tables.history_table(trainings),
                                          out_dir / "figures" / "training_curves")
         if config is not None:
             with atomic_write(out_dir / "config.yaml", binary=False) as fh:
@@ -78,17 +87,20 @@ def build_report(
 
 
 def _build(accuracy: list[Path], compression: list[Path], out_dir: Path, examples: list[Path],
-           num_examples: int) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame]:
+           num_examples: int, parameters: dict[tuple, list[int]] | None = None,
+           ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame]:
     """The accuracy, comparison, key-mismatch and compression tables and their figures; returns the accuracy,
-    compression (``None`` without records) and key-mismatch tables."""
+    compression (``None`` without records) and key-mismatch tables. ``parameters``: the trained models' parameter
+    counts for the comparison table (:func:`.tables.comparison_table`)."""
     evaluations = [read_json(p) for p in accuracy]
     acc = tables.accuracy_table([r for e in evaluations for r in e["records"]])
     tables.write_table(acc, out_dir / "accuracy", "Top-1 accuracy per model, scheme, JPEG setting and seed")
     tables.write_table(
         tables.accuracy_summary(acc), out_dir / "summary",
         "Top-1 (%) on uncompressed test images: mean, std and 95% CI half-width over seeds")
-    comparison = tables.comparison_table(acc)
-    tables.write_table(comparison, out_dir / "comparison", tables.comparison_caption(comparison), group_by=_SETTING)
+    comparison = tables.comparison_table(acc, parameters=parameters)
+    tables.write_table(comparison, out_dir / "comparison", tables.comparison_caption(comparison),
+                       split_by=_SETTING)
     mismatch = tables.key_mismatch_table([r for e in evaluations for r in e.get("key_mismatch", [])])
     tables.write_table(mismatch, out_dir / "key_mismatch",
                        "Top-1 with the model's own key, another key of its scheme, and no encryption")

@@ -93,7 +93,8 @@ COLUMN_LABELS = {
     "dataset": "Dataset", "image_size": "Image size (px)", "block_size": "Block (px)", "model": "Model",
     "scheme": "Scheme", "jpeg_quality": "JPEG quality", "subsampling": "Subsampling", "seed": "Seed",
     "top1": "Top-1", "loss": "Loss", "top1_mean_pct": "Top-1 (%)", "top1_std_pct": "SD (pp)",
-    "top1_ci95_pct": "95% CI ± (pp)", "n_seeds": "Seeds", "bpp": "bpp", "bpp_std": "bpp SD",
+    "top1_ci95_pct": "95% CI ± (pp)", "n_seeds": "Seeds", "parameters_m": "Parameters (M)", "bpp": "bpp",
+    "bpp_std": "bpp SD",
     "payload_bpp": "Payload bpp", "payload_bpp_std": "Payload bpp SD", "header_bytes": "Header (bytes)",
     "psnr": "PSNR (dB)", "psnr_std": "PSNR SD (dB)", "n_images": "Images", "jpeg_aligned": "Fits JPEG grid",
     "jpeg_mode": "JPEG mode", "attack": "Attack", "known_pairs": "Known pairs", "ssim": "SSIM", "ssim_std": "SSIM SD",
@@ -425,7 +426,8 @@ def _mean_ci_text(mean: float, half: float) -> str:
 
 
 def comparison_table(acc: pd.DataFrame,
-                     published: Mapping[tuple[str, int, int, str, str], float] | None = None) -> pd.DataFrame:
+                     published: Mapping[tuple[str, int, int, str, str], float] | None = None,
+                     parameters: Mapping[tuple[str, int, int, str], Iterable[int]] | None = None) -> pd.DataFrame:
     """The paper-style comparison: one row per setting and model, one column per scheme; each cell the top-1 (%) on
     uncompressed test images as ``mean ± half-width`` of the 95% Student-t confidence interval of the mean over
     seeds (:mod:`.stats`), one decimal; the mean alone for one seed; missing where the model was not trained on the
@@ -435,11 +437,16 @@ def comparison_table(acc: pd.DataFrame,
         acc: output of :func:`accuracy_table`.
         published: published top-1 (%) per ``(dataset, image_size, block_size, model, scheme)``; default
             :data:`PUBLISHED_TOP1` (empty: the paper's numbers are not known).
+        parameters: the trained models' parameter counts per ``(dataset, image_size, block_size, model)`` (from
+            their model cards), so that a reader sees the size behind a name (a CPU-sized ``resnet18`` is not the
+            paper's); without it, no such column.
 
     Returns:
-        Columns dataset, image_size, block_size, model, ``n_seeds`` (the seeds behind the row's cells: ``"3"``, or
-        ``"2–3"`` where they differ), one text column per scheme (``plain`` first), and after a scheme's column a
-        ``paper_<scheme>`` column only where ``published`` holds a value for one of the table's rows of that scheme.
+        Columns dataset, image_size, block_size, model, ``parameters_m`` (where ``parameters`` is given: millions,
+        two decimals, ``"0.53–0.54"`` where the schemes' inputs change it), ``n_seeds`` (the seeds behind the row's
+        cells: ``"3"``, or ``"2–3"`` where they differ), one text column per scheme (``plain`` first), and after a
+        scheme's column a ``paper_<scheme>`` column only where ``published`` holds a value for one of the table's
+        rows of that scheme.
     """
     summary = accuracy_summary(acc)
     if summary.empty:
@@ -450,8 +457,12 @@ def comparison_table(acc: pd.DataFrame,
     for (dataset, size, block, model), group in summary.groupby([*_SETTING, "model"], sort=True):
         cells = group.set_index("scheme")
         seeds = sorted({int(n) for n in group["n_seeds"]})
-        row: dict[str, Any] = {"dataset": dataset, "image_size": int(size), "block_size": int(block), "model": model,
-                               "n_seeds": str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"}
+        row: dict[str, Any] = {"dataset": dataset, "image_size": int(size), "block_size": int(block), "model": model}
+        if parameters is not None:
+            counts = sorted({f"{n / 1e6:.2f}" for n in parameters.get((dataset, int(size), int(block), model), ())},
+                            key=float)
+            row["parameters_m"] = None if not counts else counts[0] if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        row["n_seeds"] = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
         for scheme in schemes:
             row[scheme] = (_mean_ci_text(float(cells.loc[scheme, "top1_mean_pct"]),
                                          float(cells.loc[scheme, "top1_ci95_pct"])) if scheme in cells.index else None)
@@ -713,8 +724,15 @@ def _midrules(latex: str, keys: list[tuple]) -> str:
     return "\n".join(out + lines[start + len(keys):])
 
 
+def _part_title(values: Mapping[str, Any]) -> str:
+    """The heading of one part of a split table: ``cifar10, 64 px, block 16`` for a setting, else ``name value``."""
+    known = {"dataset": "{}", "image_size": "{} px", "block_size": "block {}"}
+    return ", ".join(known.get(k, f"{column_label(k)} {{}}").format(v) for k, v in values.items())
+
+
 def write_table(df: pd.DataFrame, stem: Path, caption: str, float_format: str = "%.4f", *,
-                labels: Mapping[str, str] | None = None, group_by: Sequence[str] | None = None) -> list[Path]:
+                labels: Mapping[str, str] | None = None, group_by: Sequence[str] | None = None,
+                split_by: Sequence[str] | None = None) -> list[Path]:
     """Write ``stem.csv``, ``stem.md`` and ``stem.tex``, each atomically.
 
     The CSV is tidy, keeps the machine column names and full float precision (``index=False``, missing values as
@@ -729,6 +747,9 @@ def write_table(df: pd.DataFrame, stem: Path, caption: str, float_format: str = 
         float_format: printf-style format for float columns that no column format covers.
         labels: human column names that replace :func:`column_label`'s.
         group_by: columns whose change starts a new block (a ``\\midrule`` in LaTeX), e.g. the setting.
+        split_by: columns (e.g. the setting) whose values split the Markdown and LaTeX into one table each, headed
+            by those values, without them and without the columns that are missing throughout that part (a wide
+            table whose settings have different models stays readable); the CSV stays one table.
 
     Returns:
         The three paths written, in the order csv, md, tex.
@@ -743,22 +764,34 @@ def write_table(df: pd.DataFrame, stem: Path, caption: str, float_format: str = 
     with atomic_write(csv_path, binary=False) as fh:
         df.to_csv(fh, index=False, na_rep="", lineterminator="\n")
 
-    names = {c: (labels or {}).get(c, column_label(c)) for c in df.columns}
-    shown = _display(df, float_format, MISSING)
-    numeric = [pd.api.types.is_numeric_dtype(df[c].dtype) and not pd.api.types.is_bool_dtype(df[c].dtype)
-               for c in df.columns]
-    markdown = shown.rename(columns=names).to_markdown(index=False, disable_numparse=True,
-                                                       colalign=tuple("right" if n else "left" for n in numeric))
+    parts = [(None, df)]
+    if split_by and len(df):
+        keys = list(split_by)
+        parts = [(dict(zip(keys, key, strict=True)), part.drop(columns=keys))
+                 for key, part in df.groupby(keys, sort=False)]
+        parts = [(head, part.loc[:, [c for c in part.columns if not part[c].map(_is_na).all()]])
+                 for head, part in parts]
+    md_parts, tex_parts = [], []
+    for i, (head, part) in enumerate(parts):
+        names = {c: (labels or {}).get(c, column_label(c)) for c in part.columns}
+        shown = _display(part, float_format, MISSING)
+        numeric = [pd.api.types.is_numeric_dtype(part[c].dtype) and not pd.api.types.is_bool_dtype(part[c].dtype)
+                   for c in part.columns]
+        markdown = shown.rename(columns=names).to_markdown(index=False, disable_numparse=True,
+                                                           colalign=tuple("right" if n else "left" for n in numeric))
+        title = caption if head is None else f"{caption} ({_part_title(head)})"
+        latex = shown.rename(columns=names).to_latex(
+            index=False, escape=True, caption=_latex_escape(title),
+            label=f"tab:{stem.name}" if head is None else f"tab:{stem.name}-{i + 1}",
+            column_format="".join("r" if n else "l" for n in numeric))
+        if group_by and len(part) and all(c in part.columns for c in group_by):
+            latex = _midrules(latex, list(part[list(group_by)].itertuples(index=False, name=None)))
+        md_parts.append(markdown if head is None else f"### {_part_title(head)}\n\n{markdown}")
+        tex_parts.append(_latex(latex))
     with atomic_write(md_path, binary=False) as fh:
-        fh.write(f"## {caption}\n\n{markdown}\n")
-
-    latex = shown.rename(columns=names).to_latex(index=False, escape=True, caption=_latex_escape(caption),
-                                                 label=f"tab:{stem.name}",
-                                                 column_format="".join("r" if n else "l" for n in numeric))
-    if group_by and len(df):
-        latex = _midrules(latex, list(df[list(group_by)].itertuples(index=False, name=None)))
+        fh.write(f"## {caption}\n\n" + "\n\n".join(md_parts) + "\n")
     with atomic_write(tex_path, binary=False) as fh:
-        fh.write(_latex(latex))
+        fh.write("\n".join(tex_parts))
 
     log.info("wrote table %s.{csv,md,tex} (%d rows)", stem, len(df))
     return [csv_path, md_path, tex_path]

@@ -81,6 +81,21 @@ def test_comparison_files_have_booktabs_setting_blocks_and_no_paper_column(tmp_p
     assert tables.PUBLISHED_TOP1 == {}  # the paper's numbers are not known (docs/paper.md §12)
 
 
+def test_the_comparison_shows_each_models_parameter_count_from_its_cards():
+    acc = tables.accuracy_table(_comparison_records())
+    counts = {("cifar10", 64, 16, "vit"): [5_524_234, 5_524_234, 5_523_466], ("cifar10", 64, 16, "convmixer"): [
+        812_000], ("cifar10", 32, 4, "resnet18"): [11_173_962]}
+    table = tables.comparison_table(acc, parameters=counts)
+    assert list(table.columns)[:6] == ["dataset", "image_size", "block_size", "model", "parameters_m", "n_seeds"]
+    rows = table.set_index(["image_size", "model"])["parameters_m"]
+    assert (rows[(64, "vit")], rows[(64, "convmixer")], rows[(32, "resnet18")]) == ("5.52", "0.81", "11.17")
+    spread = tables.comparison_table(acc, parameters={("cifar10", 64, 16, "vit"): [910_000, 930_000]})
+    rows = spread.set_index(["image_size", "model"])["parameters_m"]
+    assert rows[(64, "vit")] == "0.91–0.93" and pd.isna(rows[(32, "resnet18")])  # no card: missing, not guessed
+    assert "parameters_m" not in tables.comparison_table(acc).columns
+    assert tables.column_label("parameters_m") == "Parameters (M)"
+
+
 def test_a_known_published_value_adds_its_paper_column_once(tmp_path):
     acc = tables.accuracy_table(_comparison_records())
     table = tables.comparison_table(acc, published={("cifar10", 64, 16, "vit", "etc"): 96.62})
@@ -172,6 +187,22 @@ def test_scheme_table_files_print_missing_pieces_as_a_dash(tmp_path):
     gray = next(line for line in md.splitlines() if "| etc-gray " in line)
     assert gray.count("–") == 8 and "4:2:0" in gray
     assert r"$\Delta$ top-1 vs plain, vit (pp)" in tex and " -- " in tex and r"\toprule" in tex
+
+
+def test_a_split_table_has_one_part_per_setting_without_its_empty_columns(tmp_path):
+    df = pd.DataFrame({"dataset": ["cifar10"] * 3, "image_size": [64, 64, 32], "block_size": [16, 16, 4],
+                       "scheme": ["plain", "etc", "le"], "delta_top1_pp_vit": [0.0, -5.0, np.nan],
+                       "delta_top1_pp_resnet18": [np.nan, np.nan, -3.0], "best_attack": ["kpa-1", None, None]})
+    csv, md, tex = (p.read_text(encoding="utf-8") for p in tables.write_table(
+        df, tmp_path / "s", "Schemes", split_by=["dataset", "image_size", "block_size"]))
+    assert csv.splitlines()[0].split(",") == list(df.columns) and len(csv.splitlines()) == 4  # the CSV: one table
+    first, second = md.split("### ")[1:]
+    assert first.startswith("cifar10, 64 px, block 16\n") and second.startswith("cifar10, 32 px, block 4\n")
+    assert "vit" in first and "resnet18" not in first and "Best attack" in first and "Image size" not in first
+    assert "resnet18" in second and "vit" not in second and "Best attack" not in second  # missing throughout
+    assert [c.strip() for c in first.splitlines()[5].strip("|").split("|")] == ["etc", "-5.0", "–"]
+    assert tex.count(r"\begin{table}") == 2 and r"\label{tab:s-2}" in tex
+    assert r"\caption{Schemes (cifar10, 32 px, block 4)}" in tex
 
 
 def test_scheme_table_falls_back_to_the_file_rate_and_to_dashes():

@@ -267,6 +267,7 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
     uncompressed = acc[acc.subsampling == "none"]
     assert len(comparison) == len(uncompressed.groupby(["image_size", "block_size", "model"]))
     assert not [c for c in comparison.columns if "paper" in c]
+    assert comparison["parameters_m"].gt(0).all()  # every trained model's size, from its model card
     assert r"\toprule" in (report / "comparison.tex").read_text()
     assert "not available" not in (report / "summary.md").read_text() + (report / "comparison.md").read_text()
     schemes = pd.read_csv(report / "schemes.csv", dtype={"jpeg_subsampling": str})
