@@ -126,7 +126,31 @@ def cmd_prepare(a: argparse.Namespace) -> None:
 def cmd_keygen(a: argparse.Namespace) -> None:
     from .encryption import make_key
 
-    make_key(a.scheme, a.block_size, a.image_size, a.seed, a.options, Path(a.out), Path(a.info))
+    make_key(a.scheme, a.block_size, a.image_size, _master(a), a.options, Path(a.out), Path(a.info), a.role,
+             a.training_seed)
+
+
+def cmd_master(a: argparse.Namespace) -> None:
+    from .ciphers.derive import MasterSecret
+
+    existed = Path(a.out).exists()
+    master = MasterSecret.from_file(a.out, create=True)
+    logging.getLogger("etcbench.master").info("master secret %s %s (fingerprint %s, mode 0600)", a.out,
+                                              "kept" if existed else "created", master.fingerprint)
+
+
+def _master(a: argparse.Namespace):
+    """The master secret of ``--key-seed`` or ``--master-file`` (exactly one is given)."""
+    from .ciphers.derive import MasterSecret
+
+    return MasterSecret.from_file(a.master_file) if a.master_file else MasterSecret.from_key_seed(a.key_seed)
+
+
+def _master_arguments(s: argparse.ArgumentParser) -> None:
+    group = s.add_mutually_exclusive_group(required=True)
+    group.add_argument("--key-seed", type=int, help="the config's key_seed: keys anyone with the config regenerates "
+                                                    "(a reproducible benchmark)")
+    group.add_argument("--master-file", help="a 32-byte master secret file (mode 0600; 'etcbench master' makes one)")
 
 
 def cmd_encrypt(a: argparse.Namespace) -> None:
@@ -169,9 +193,9 @@ def cmd_attack(a: argparse.Namespace) -> None:
     from .attacks.protocol import attack_test_set
 
     attack_test_set(a.attacks, a.options, Path(a.data), Path(a.key), Path(a.test), Path(a.plain), Path(a.out),
-                    Path(a.out_examples), attacker_seed=a.attacker_seed, defender_seeds=a.defender_seeds,
-                    attacker_keys=a.attacker_keys, num_images=a.num_images, train_images=a.train_images,
-                    interpolation=a.interpolation, seed=a.seed, num_examples=a.num_examples, dataset=a.dataset,
+                    Path(a.out_examples), master=_master(a), attacker_keys=a.attacker_keys, num_images=a.num_images,
+                    train_images=a.train_images, interpolation=a.interpolation, seed=a.seed,
+                    num_examples=a.num_examples, dataset=a.dataset,
                     classifier=_path(a.classifier), device=a.device, progress=not a.no_progress)
 
 
@@ -197,7 +221,8 @@ def cmd_report(a: argparse.Namespace) -> None:
                  examples=[Path(p) for p in a.examples], num_examples=a.num_examples, out_dir=Path(a.out_dir),
                  config=a.config, attacks=[Path(p) for p in a.attacks],
                  attack_examples=[Path(p) for p in a.attack_examples],
-                 position_leaks=[Path(p) for p in a.position_leaks], metrics=[Path(p) for p in a.metrics])
+                 position_leaks=[Path(p) for p in a.position_leaks], metrics=[Path(p) for p in a.metrics],
+                 keys=[Path(p) for p in a.keys])
 
 
 def cmd_rehearse(a: argparse.Namespace) -> None:
@@ -237,11 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output .npz with the split arrays")
     s.add_argument("--info", required=True, help="output .json with digests and sizes")
 
-    s = stage("keygen", cmd_keygen, "Generate a scheme's secret key from a seed (key file mode 0600).")
+    s = stage("master", cmd_master, "Create a master secret file (32 random bytes, mode 0600) unless it exists.")
+    s.add_argument("--out", required=True, help="the master secret file")
+
+    s = stage("keygen", cmd_keygen, "Derive a scheme's secret key from the master secret (HKDF-SHA256; key file "
+                                    "mode 0600).")
     s.add_argument("--scheme", required=True, choices=SCHEMES, metavar="SCHEME", help="one of %(choices)s")
     s.add_argument("--block-size", type=int, required=True)
     s.add_argument("--image-size", type=int, required=True)
-    s.add_argument("--seed", type=int, required=True, help="key seed (secret: it regenerates the key)")
+    _master_arguments(s)
+    s.add_argument("--role", default="defender", choices=["defender", "other"],
+                   help="the key models are trained and tested with, or a second key for the key-mismatch test")
+    s.add_argument("--training-seed", type=int, default=None,
+                   help="the training seed the key belongs to (key_per_seed); default: one key for every seed")
     s.add_argument("--options", type=_json_arg, default={}, help="scheme options as a JSON object")
     s.add_argument("--out", required=True, help="key file (.npz)")
     s.add_argument("--info", required=True, help="public key info (.json): scheme, options, fingerprint")
@@ -311,9 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-images", type=int, default=100, help="target test images attacked and scored")
     s.add_argument("--train-images", type=int, default=2000, help="attacker's own plain images (train split)")
     s.add_argument("--attacker-keys", type=int, default=8, help="keys the attacker encrypts their images with")
-    s.add_argument("--attacker-seed", type=int, required=True, help="first seed of the attacker's keys")
-    s.add_argument("--defender-seeds", type=int, nargs="+", required=True,
-                   help="the defender's key seeds (the attacker's must differ)")
+    _master_arguments(s)
     s.add_argument("--interpolation", default="bicubic", choices=["nearest", "bilinear", "bicubic"])
     s.add_argument("--seed", type=int, default=0, help="the attack's training seed")
     s.add_argument("--num-examples", type=int, default=4)
@@ -361,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--position-leaks", nargs="*", default=[], help="records from 'position-leak'")
     s.add_argument("--metrics", nargs="*", default=[], metavar="METRICS.json",
                    help="training records (metrics.json) from 'train', for the training curves")
+    s.add_argument("--keys", nargs="*", default=[], metavar="KEY.json",
+                   help="the keys' public records from 'keygen --info', for the key table")
     s.add_argument("--config", type=_json_arg, default=None,
                    help="the run's resolved configuration (JSON), written beside the tables as config.yaml")
     s.add_argument("--out-dir", required=True)

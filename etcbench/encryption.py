@@ -1,4 +1,5 @@
-"""The key and encryption stages: a scheme's key from a seed, and a data split encrypted with a key.
+"""The key and encryption stages: a scheme's key derived from the master secret, and a data split encrypted with a
+key.
 
 The encryption stage also writes the first few images of the split three ways (plain, encrypted as a reader would
 see them, decrypted again): the report shows those and never opens a key.
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import ciphers
+from .ciphers.derive import KeyContext, MasterSecret, setting_name
 from .errors import EtcbenchError
 from .io import load_npz, save_npz, write_json
 
@@ -21,16 +23,27 @@ __all__ = ["encrypt_split", "make_key"]
 log = logging.getLogger(__name__)
 
 
-def make_key(scheme_name: str, block_size: int, image_size: int, seed: int, options: dict[str, Any], out: Path,
-             info: Path) -> ciphers.Key:
-    """Draw ``scheme_name``'s key for ``image_size`` square images from ``seed``; write it (0600) and its public
-    record (scheme, sizes, options, fingerprint)."""
+def make_key(scheme_name: str, block_size: int, image_size: int, master: MasterSecret | int,
+             options: dict[str, Any], out: Path, info: Path, role: str = "defender",
+             training_seed: int | None = None) -> ciphers.Key:
+    """Derive ``scheme_name``'s key for ``image_size`` square images and write it (0600) with its public record.
+
+    The key is drawn from the seed that HKDF-SHA256 derives from ``master`` (a :class:`MasterSecret`, or an int:
+    the config's ``key_seed``) and the context (setting, scheme, ``role``, ``training_seed``;
+    :mod:`etcbench.ciphers.derive`). The public record holds the scheme, sizes, options, fingerprint, context and
+    the master's source and fingerprint: nothing that regenerates the key.
+    """
+    if not isinstance(master, MasterSecret):
+        master = MasterSecret.from_key_seed(master)
     scheme = ciphers.create(scheme_name, block_size=block_size, **options)
-    key = scheme.generate_key(seed=seed, image_size=(image_size, image_size))
+    context = KeyContext(setting_name(image_size, block_size), scheme_name, role, training_seed)
+    key = scheme.generate_key(seed=master.seed_for(context), image_size=(image_size, image_size))
     ciphers.save_key(key, out)
     write_json(info, {"scheme": key.scheme, "block_size": key.block_size, "image_size": list(key.image_size),
-                      "options": key.options, "key_fingerprint": key.fingerprint})
-    log.info("key %s for %r written to %s (mode 0600)", key.key_id, scheme_name, out)
+                      "options": key.options, "key_fingerprint": key.fingerprint, "context": context.to_dict(),
+                      "master": master.describe()})
+    log.info("key %s for %r (%s) written to %s (mode 0600), derived from the master %s (%s)", key.key_id,
+             scheme_name, role, out, master.fingerprint, master.source)
     return key
 
 

@@ -9,20 +9,18 @@ A setting is named ``s<image_size>-m<block_size>``:
 
 >>> setting_id({"image_size": 64, "block_size": 16})
 's64-m16'
->>> attacker_seeds(100, 3, defender_seeds=[1, 2])
-[100, 101, 102]
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from .errors import EtcbenchError
 
-__all__ = ["GridError", "accuracy_records", "attack_classifier", "attack_plan", "attack_runs", "attacker_seeds",
-           "check_grid", "compression_records", "jpeg_subsamplings", "jpeg_variants", "plane_subsampling",
+__all__ = ["GridError", "accuracy_records", "attack_classifier", "attack_plan", "attack_runs", "check_grid",
+           "compression_records", "jpeg_subsamplings", "key_records", "jpeg_variants", "plane_subsampling",
            "position_leak_runs", "setting_id", "train_cells"]
 
 
@@ -52,18 +50,6 @@ def setting_id(entry: Mapping[str, Any]) -> str:
     return f"s{entry['image_size']}-m{entry['block_size']}"
 
 
-def attacker_seeds(attacker_seed: int, count: int, defender_seeds: Sequence[int]) -> list[int]:
-    """The attacker's key seeds ``attacker_seed + i``, checked disjoint from the defender's seeds."""
-    if count < 1:
-        raise GridError(f"the attacker needs at least one key, got attacker_keys={count}")
-    seeds = [int(attacker_seed) + i for i in range(count)]
-    shared = sorted(set(seeds) & {int(s) for s in defender_seeds})
-    if shared:
-        raise GridError(f"attacker key seeds {seeds[0]}..{seeds[-1]} include the defender's seed(s) {shared}: "
-                        f"choose an attacker_seed outside them")
-    return seeds
-
-
 def check_grid(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The grid's settings by id, after the checks the schema cannot express (one clear line each)."""
     settings: dict[str, dict[str, Any]] = {}
@@ -82,12 +68,6 @@ def check_grid(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                             f"(of 2 x {block} for etc-gray) as {', '.join(bad)} need")
         settings[sid] = dict(entry)
     if any(entry.get("attacks") for entry in config["grid"]):
-        attack = config["attack"]
-        try:
-            attacker_seeds(attack["attacker_seed"], attack["attacker_keys"],
-                           [config["key_seed"], config["key_seed"] + 1])
-        except GridError as exc:
-            raise GridError(f"config attack: {exc}") from None
         _check_attacks(config)
     return settings
 
@@ -177,6 +157,19 @@ def accuracy_records(config: Mapping[str, Any]) -> list[str]:
     """The evaluation record of every trained model, seed by seed."""
     return [f"results/eval/{sid}/{scheme}/{model}/seed{seed}.json"
             for sid, scheme, model in train_cells(config) for seed in config["seeds"]]
+
+
+def key_records(config: Mapping[str, Any]) -> list[str]:
+    """The public record (``.json``) of every key the run makes: each setting's plain key (its unencrypted test set
+    is every scheme's reference), each scheme's key, and the other key of each scheme a model is trained on."""
+    out = []
+    for entry in config["grid"]:
+        sid = setting_id(entry)
+        for scheme in ["plain", *[s for s in entry["schemes"] if s != "plain"]]:
+            out.append(f"results/keys/{sid}/{scheme}.json")
+            if scheme != "plain" and entry["schemes"].get(scheme):
+                out.append(f"results/keys/{sid}/{scheme}.other.json")
+    return out
 
 
 def compression_records(config: Mapping[str, Any]) -> list[str]:

@@ -107,10 +107,12 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
         for scheme in ["plain", *[s for s in entry["schemes"] if s != "plain"]]:
             options = config["scheme_options"].get(scheme, {})
             base = workdir / sid / scheme
-            for role, seed in (("own", config["key_seed"]), ("other", config["key_seed"] + 1)):
+            # throwaway keys from key_seed, whatever master the config names (a rehearsal makes no master file)
+            for role, key_role in (("own", "defender"), ("other", "other")):
                 if role == "other" and (scheme == "plain" or not entry["schemes"].get(scheme)):
                     continue
-                make_key(scheme, block, size, seed, options, base / f"{role}.key.npz", base / f"{role}.key.json")
+                make_key(scheme, block, size, config["key_seed"], options, base / f"{role}.key.npz",
+                         base / f"{role}.key.json", key_role)
                 shown = base / "examples.npz" if role == "own" else None
                 encrypt_split(data, base / f"{role}.key.npz", base / f"test-{role}.npz", "test", interp, shown, 2)
             if sid == main and scheme in entry["schemes"]:

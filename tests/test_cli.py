@@ -108,12 +108,12 @@ def test_a_bad_choice_is_a_usage_error_naming_the_choices(tmp_path, capsys):
     from etcbench import models
 
     common = ["--out", str(tmp_path / "o"), "--info", str(tmp_path / "i")]
-    for argv, names in ((["keygen", "--scheme", "rot13", "--block-size", "8", "--image-size", "32", "--seed", "1",
+    for argv, names in ((["keygen", "--scheme", "rot13", "--block-size", "8", "--image-size", "32", "--key-seed", "1",
                           *common], ciphers.available()),
                         (["train", "--model", "rot13", "--data", "d", "--key", "k", "--test", "t", "--state-dir", "s",
                           "--out-model", "m", "--out-metrics", "x"], models.available()),
                         (["attack", "--attacks", "fr", "rot13", "--data", "d", "--key", "k", "--test", "t", "--plain",
-                          "p", "--attacker-seed", "1", "--defender-seeds", "2", "--out", "o", "--out-examples", "e"],
+                          "p", "--key-seed", "1", "--out", "o", "--out-examples", "e"],
                          ATTACK_NAMES)):
         with pytest.raises(SystemExit) as exc:
             main(argv)
@@ -189,30 +189,59 @@ def test_truncated_archive(tmp_path, cifar_archive):
 
 
 def test_keygen_block_size_must_divide_image(tmp_path):
-    res = etcbench("keygen", "--scheme", "etc", "--block-size", "16", "--image-size", "40", "--seed", "1",
+    res = etcbench("keygen", "--scheme", "etc", "--block-size", "16", "--image-size", "40", "--key-seed", "1",
                    "--out", str(tmp_path / "k.npz"), "--info", str(tmp_path / "k.json"))
     assert_one_error_line(res, "keygen", "40x40", "block size 16")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_keygen_unknown_option_and_bad_json(tmp_path):
-    res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--seed", "1",
+    res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--key-seed", "1",
                    "--options", '{"rotate": true}', "--out", str(tmp_path / "k.npz"),
                    "--info", str(tmp_path / "k.json"))
     assert res.returncode == 1 and "rotate" in res.stderr and list(tmp_path.iterdir()) == []
-    res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--seed", "1",
+    res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--key-seed", "1",
                    "--options", "{oops", "--out", str(tmp_path / "k.npz"), "--info", str(tmp_path / "k.json"))
     assert res.returncode == 2 and "not valid JSON" in res.stderr
 
 
 def test_keygen_writes_private_key_and_public_fingerprint(tmp_path):
-    res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--seed", "1",
+    res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--key-seed", "1",
                    "--out", str(tmp_path / "k.npz"), "--info", str(tmp_path / "k.json"))
     assert res.returncode == 0, res.stderr
     key = ciphers.load_key(tmp_path / "k.npz")
     assert (tmp_path / "k.npz").stat().st_mode & 0o777 == 0o600
     assert key.fingerprint in (tmp_path / "k.json").read_text()
     assert key.fingerprint not in res.stderr and key.key_id in res.stderr
+    info = json.loads((tmp_path / "k.json").read_text())
+    assert info["context"] == {"setting": "s32-m8", "scheme": "etc", "role": "defender", "seed": None}
+    assert info["master"]["source"] == "key_seed" and len(info["master"]["fingerprint"]) == 16
+
+
+def test_keygen_derives_from_a_master_file_per_role_and_training_seed(tmp_path):
+    master = tmp_path / "master.secret"
+    res = etcbench("master", "--out", str(master))
+    assert res.returncode == 0 and "created" in res.stderr and master.stat().st_mode & 0o777 == 0o600, res.stderr
+    secret = master.read_bytes()
+    assert "kept" in etcbench("master", "--out", str(master)).stderr and master.read_bytes() == secret
+    fingerprints = {}
+    for name, extra in {"defender": [], "other": ["--role", "other"], "seed1": ["--training-seed", "1"]}.items():
+        res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--master-file",
+                       str(master), *extra, "--out", str(tmp_path / f"{name}.npz"), "--info",
+                       str(tmp_path / f"{name}.json"))
+        assert res.returncode == 0, res.stderr
+        info = json.loads((tmp_path / f"{name}.json").read_text())
+        assert info["master"]["source"] == "file" and secret.hex() not in json.dumps(info)
+        fingerprints[name] = info["key_fingerprint"]
+    assert len(set(fingerprints.values())) == 3
+    assert json.loads((tmp_path / "seed1.json").read_text())["context"]["seed"] == 1
+    # the same master file gives the same key again; key_seed and a master file together are a usage error
+    etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--master-file", str(master),
+             "--out", str(tmp_path / "again.npz"), "--info", str(tmp_path / "again.json"))
+    assert json.loads((tmp_path / "again.json").read_text())["key_fingerprint"] == fingerprints["defender"]
+    res = etcbench("keygen", "--scheme", "etc", "--block-size", "8", "--image-size", "32", "--master-file",
+                   str(master), "--key-seed", "1", "--out", str(tmp_path / "x.npz"), "--info", str(tmp_path / "x.json"))
+    assert res.returncode == 2 and "not allowed with argument" in res.stderr
 
 
 def test_compress_refuses_images_of_another_key(tmp_path):

@@ -14,7 +14,6 @@ from etcbench.grid import (
     accuracy_records,
     attack_classifier,
     attack_runs,
-    attacker_seeds,
     check_grid,
     compression_records,
     jpeg_subsamplings,
@@ -29,14 +28,6 @@ def test_importing_the_grid_loads_neither_numpy_nor_torch():
     code = "import sys, etcbench.grid; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-
-
-def test_attacker_seeds_are_disjoint_from_the_defenders():
-    assert attacker_seeds(100, 3, [7, 8]) == [100, 101, 102]
-    with pytest.raises(GridError, match="include the defender"):
-        attacker_seeds(6, 3, [7, 8])
-    with pytest.raises(GridError, match="at least one key"):
-        attacker_seeds(100, 0, [7])
 
 
 def test_plane_schemes_are_coded_at_their_own_subsampling_only():
@@ -105,19 +96,14 @@ def test_bad_attack_configs_stop_before_any_job(attacks, options, message):
      "settings 1 and 2 are both s32-m8"),
 ])
 def test_bad_grids(grid, message):
-    config = {"grid": grid, "attack": {"attacker_seed": 100, "attacker_keys": 2}, "key_seed": 1}
+    config = {"grid": grid, "attack": {"attacker_keys": 2}, "key_seed": 1}
     with pytest.raises(GridError, match=message):
         check_grid(config)
 
 
 def test_pe_is_exempt_from_the_block_grid():
     config = {"grid": [{"image_size": 36, "block_size": 8, "schemes": {"pe": [], "pe-fixed": []}}], "key_seed": 1,
-              "attack": {"attacker_seed": 100, "attacker_keys": 2}}
+              "attack": {"attacker_keys": 2}}
     assert list(check_grid(config)) == ["s36-m8"]
 
 
-def test_attacker_seeds_that_hit_the_defenders_key_stop_the_config():
-    config = {"grid": [{"image_size": 32, "block_size": 8, "schemes": {"etc": []}, "attacks": ["fr"]}],
-              "key_seed": 5, "attack": {"attacker_seed": 4, "attacker_keys": 2}}
-    with pytest.raises(GridError, match="config attack: attacker key seeds 4..5 include the defender's seed"):
-        check_grid(config)

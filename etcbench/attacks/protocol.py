@@ -3,9 +3,10 @@
 Ciphertext-only threat model (``docs/paper.md`` of the suite, section 10), as the lab's robustness code runs it:
 
 1. The attacker takes their *own* plain images (here: the first ``train_images`` of the training split, which
-   never overlaps the test split) and encrypts them with ``attacker_keys`` keys of their own, drawn from seeds
-   ``attacker_seed, attacker_seed + 1, ...`` that must be disjoint from the defender's key seeds; image ``i`` uses
-   key ``i mod attacker_keys``. A key equal to the target key is refused (compared by fingerprint).
+   never overlaps the test split) and encrypts them with ``attacker_keys`` keys of their own, derived from the
+   benchmark's master secret with the roles ``attacker 0``, ``attacker 1``, ... (so they share no key material with
+   the defender's keys; the attacker learns nothing else from the master); image ``i`` uses key
+   ``i mod attacker_keys``. A key equal to the target key is refused (compared by fingerprint).
 2. Attacks that learn (ITN, GAN) are fitted on those pairs; the target key and the target test images are never
    passed to ``fit``.
 3. The attack reconstructs the first ``num_images`` test images encrypted with the one fixed target key.
@@ -49,8 +50,8 @@ import numpy as np
 
 from .. import ciphers
 from ..ciphers.blocks import num_blocks
+from ..ciphers.derive import KeyContext, MasterSecret, setting_name
 from ..errors import EtcbenchError
-from ..grid import attacker_seeds
 from ..io import load_npz, save_npz, write_json
 from ..manifest import manifest
 from ..metrics import psnr_per_image, ssim_per_image
@@ -116,6 +117,18 @@ class AttackerData:
     key_fingerprints: list[str]
     plain_index: np.ndarray | None = None  # training-split indices of the plain and the encrypted images
     encrypted_index: np.ndarray | None = None
+
+
+def attacker_key_seeds(master: MasterSecret | int, target: ciphers.Key, count: int) -> list[int]:
+    """The seeds of the attacker's ``count`` keys for ``target``'s setting and scheme: derived from ``master`` (an
+    int: the config's key_seed) with the roles ``attacker 0``, ``attacker 1``, ..., so they share no key material
+    with the defender's keys (:mod:`etcbench.ciphers.derive`)."""
+    if count < 1:
+        raise EtcbenchError(f"the attacker needs at least one key, got attacker_keys={count}")
+    if not isinstance(master, MasterSecret):
+        master = MasterSecret.from_key_seed(master)
+    setting = setting_name(target.image_size, target.block_size)
+    return [master.seed_for(KeyContext(setting, target.scheme, f"attacker {i}")) for i in range(count)]
 
 
 def attacker_data(scheme: ciphers.Scheme, images: np.ndarray, seeds: Sequence[int],
@@ -341,8 +354,7 @@ def attack_test_set(
         out: Path,
         out_examples: Path,
         *,
-        attacker_seed: int,
-        defender_seeds: Sequence[int],
+        master: MasterSecret | int,
         attacker_keys: int = 8,
         num_images: int = 100,
         train_images: int = 2000,
@@ -381,7 +393,7 @@ def attack_test_set(
                        **_known_algorithm(n, key, default_options(n, key.scheme, options.get(n, {})))) for n in names]
     except ValueError as exc:
         raise EtcbenchError(f"attack options: {exc}") from None
-    seeds = attacker_seeds(attacker_seed, attacker_keys, defender_seeds)
+    seeds = attacker_key_seeds(master, key, attacker_keys)
     for attack in runs:
         if isinstance(attack, KnownPlaintextAttack) and max(attack.pairs) > train_images:
             raise EtcbenchError(f"kpa pairs {max(attack.pairs)} exceeds the attacker's {train_images} images "

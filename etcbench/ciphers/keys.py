@@ -74,12 +74,18 @@ class Key:
 
 def save_key(key: Key, path: str | os.PathLike) -> None:
     """Write ``key`` to ``path`` (mode 0600, atomically). Returns nothing; log ``key.fingerprint`` only."""
-    meta = np.frombuffer(json.dumps(key._meta(), sort_keys=True).encode(), dtype=np.uint8)
+    stored = {**key._meta(), "fingerprint": key.fingerprint}  # checked against the arrays on every load
+    meta = np.frombuffer(json.dumps(stored, sort_keys=True).encode(), dtype=np.uint8)
     save_npz(path, mode=KEY_FILE_MODE, **{_META: meta}, **key.arrays)
 
 
 def load_key(path: str | os.PathLike) -> Key:
-    """Read a key file written by :func:`save_key`; refuse files others can read."""
+    """Read a key file written by :func:`save_key`.
+
+    Refuses (one line each): a missing file, a file group or others can read, a file that is not a key (truncated,
+    corrupt, another format), and a key whose arrays or settings no longer match the fingerprint stored with them
+    (an altered or damaged key would otherwise encrypt, decrypt and be recorded as another key).
+    """
     path = Path(path)
     if not path.is_file():
         raise EtcbenchError(f"key file {path} does not exist")
@@ -92,13 +98,17 @@ def load_key(path: str | os.PathLike) -> Key:
         meta = json.loads(arrays.pop(_META).tobytes().decode())
     except Exception as exc:
         raise EtcbenchError(f"key file {path} is not a valid etcbench key ({type(exc).__name__}: {exc})") from exc
-    return Key(
-        scheme=meta["scheme"],
-        block_size=meta["block_size"],
-        image_size=tuple(meta["image_size"]),
-        options=meta["options"],
-        arrays=arrays,
-    )
+    try:
+        key = Key(scheme=meta["scheme"], block_size=meta["block_size"], image_size=tuple(meta["image_size"]),
+                  options=meta["options"], arrays=arrays)
+        stored = meta.get("fingerprint")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise EtcbenchError(f"key file {path} is not a valid etcbench key (its settings lack {exc})") from None
+    if stored is None:
+        raise EtcbenchError(f"key file {path} has no stored fingerprint (written by an older etcbench); make it again")
+    if stored != key.fingerprint:
+        raise EtcbenchError(f"key file {path} does not match its stored fingerprint: altered or damaged")
+    return key
 
 
 def require_encrypted_with(data: dict[str, Any], fingerprint: str, data_path: str | os.PathLike,

@@ -52,13 +52,15 @@ def build_report(
         attack_examples: list[Path] | None = None,
         position_leaks: list[Path] | None = None,
         metrics: list[Path] | None = None,
+        keys: list[Path] | None = None,
 ) -> list[Path]:
     """Write the tables (``accuracy``, ``summary``, ``comparison``, ``schemes``, ``key_mismatch``, ``compression``
     and the attack tables) and the figures under ``out_dir``.
 
     ``examples`` are the example image files of the encryption stage (one per scheme); ``metrics`` the training
     records (``metrics.json`` of ``etcbench train``) whose per-epoch history the training curves draw and whose
-    parameter counts the comparison table shows. The confusion
+    parameter counts the comparison table shows; ``keys`` the keys' public records (``keygen --info``) for the key
+    table, which says where the master secret came from. The confusion
     matrices are drawn from the ``confusion`` entries of the evaluation records. If any step fails, the files this
     call already wrote are removed again, so no half-made report is left.
     """
@@ -75,6 +77,9 @@ def build_report(
         attack_table = _build_attacks(attacks, attack_examples or [], out_dir, position_leaks) if attacks else None
         schemes = tables.scheme_table(acc, comp, attack_table, mismatch)
         tables.write_table(schemes, out_dir / "schemes", tables.scheme_caption(schemes), split_by=_SETTING)
+        if keys:
+            key_records = tables.key_table([read_json(p) for p in keys])
+            tables.write_table(key_records, out_dir / "keys", tables.key_caption(key_records))
         if trainings:
             figures.plot_training_curves(tables.history_table(trainings),
                                          out_dir / "figures" / "training_curves")

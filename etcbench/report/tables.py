@@ -94,6 +94,8 @@ COLUMN_LABELS = {
     "scheme": "Scheme", "jpeg_quality": "JPEG quality", "subsampling": "Subsampling", "seed": "Seed",
     "top1": "Top-1", "loss": "Loss", "top1_mean_pct": "Top-1 (%)", "top1_std_pct": "SD (pp)",
     "top1_ci95_pct": "95% CI ± (pp)", "n_seeds": "Seeds", "parameters_m": "Parameters (M)", "bpp": "bpp",
+    "role": "Role", "training_seed": "Training seed", "key_id": "Key fingerprint", "master_source": "Master from",
+    "master_fingerprint": "Master fingerprint",
     "bpp_std": "bpp SD",
     "payload_bpp": "Payload bpp", "payload_bpp_std": "Payload bpp SD", "header_bytes": "Header (bytes)",
     "psnr": "PSNR (dB)", "psnr_std": "PSNR SD (dB)", "n_images": "Images", "jpeg_aligned": "Fits JPEG grid",
@@ -388,6 +390,49 @@ def key_mismatch_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     df["_order"] = df["test_key"].map({"own": 0, "other": 1, "none": 2}).fillna(3)
     df = df.sort_values(["dataset", "image_size", "block_size", "model", "scheme", "seed", "_order"], kind="mergesort")
     return df[KEY_MISMATCH_COLUMNS].reset_index(drop=True)
+
+
+KEY_COLUMNS = ["image_size", "block_size", "scheme", "role", "training_seed", "key_id", "master_source",
+               "master_fingerprint"]
+
+
+def key_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per key from the keys' public records (``etcbench keygen --info``): its setting, scheme, role and
+    training seed (the derivation context), the first 16 hex digits of its fingerprint, and the source and
+    fingerprint of the master secret it was derived from. Nothing here regenerates a key.
+
+    Raises:
+        EtcbenchError: a record without its context or master (written before keys were derived).
+    """
+    rows = []
+    for i, rec in enumerate(records):
+        if not isinstance(rec.get("context"), Mapping) or not isinstance(rec.get("master"), Mapping):
+            raise EtcbenchError(f"key record {i} has no derivation context or master (made by an older etcbench)")
+        context, master = rec["context"], rec["master"]
+        rows.append({"image_size": int(rec["image_size"][0]), "block_size": int(rec["block_size"]),
+                     "scheme": rec["scheme"], "role": context.get("role"), "training_seed": context.get("seed"),
+                     "key_id": str(rec["key_fingerprint"])[:16], "master_source": master.get("source"),
+                     "master_fingerprint": master.get("fingerprint")})
+    df = pd.DataFrame(rows, columns=KEY_COLUMNS)
+    df["training_seed"] = df["training_seed"].astype(object).where(df["training_seed"].notna(), None)
+    df["_plain"] = df["scheme"] != "plain"
+    df = df.sort_values(["image_size", "block_size", "_plain", "scheme", "role"], kind="mergesort")
+    return df[KEY_COLUMNS].reset_index(drop=True)
+
+
+def key_caption(table: pd.DataFrame) -> str:
+    """The caption of :func:`key_table`'s table: where the master secret came from, in words."""
+    sources = set(table["master_source"])
+    if sources == {"key_seed"}:
+        origin = ("the config's key_seed: a reproducible benchmark, whose keys anyone with the config regenerates "
+                  "(not secret)")
+    elif sources == {"file"}:
+        masters = ", ".join(sorted(set(table["master_fingerprint"])))
+        origin = f"a master secret file (fingerprint {masters}) that only its owner can read: keys nobody else derives"
+    else:
+        origin = "more than one master: " + ", ".join(sorted(map(str, sources)))
+    return ("Keys, derived with HKDF-SHA256 from one master secret and a context (setting, scheme, role, training "
+            f"seed) so that no two share key material; master: {origin}. Fingerprints only")
 
 
 def accuracy_summary(acc: pd.DataFrame) -> pd.DataFrame:

@@ -11,9 +11,16 @@ import pytest
 
 from etcbench import attacks, ciphers
 from etcbench.attacks.base import Attack, Reconstruction
-from etcbench.attacks.protocol import Scoring, attacker_data, default_options, run_attack, true_positions, unpaired_data
+from etcbench.attacks.protocol import (
+    Scoring,
+    attacker_data,
+    attacker_key_seeds,
+    default_options,
+    run_attack,
+    true_positions,
+    unpaired_data,
+)
 from etcbench.errors import EtcbenchError
-from etcbench.grid import attacker_seeds
 from etcbench.io import save_npz
 
 
@@ -37,7 +44,8 @@ def test_fit_never_sees_the_target_key_or_the_target_images(natural_images):
     target_plain, own = natural_images[:6], natural_images[6:]
     target = scheme.encrypt(target_plain, target_key)
     spy = Spy(block_size=16)
-    pairs = attacker_data(scheme, own, attacker_seeds(100, 3, [7, 8]), target_key)
+    seeds = attacker_key_seeds(20220413, target_key, 3)
+    pairs = attacker_data(scheme, own, seeds, target_key)
     record, rgb = run_attack(spy, scheme, target_key, target, Scoring(target_plain), pairs)
     plain_seen, enc_seen = spy.seen
     assert np.array_equal(plain_seen, own)  # the attacker's own images, and only those
@@ -45,9 +53,17 @@ def test_fit_never_sees_the_target_key_or_the_target_images(natural_images):
     assert not rows & ({im.tobytes() for im in enc_seen} | {im.tobytes() for im in plain_seen})
     # image i is encrypted with attacker key i mod 3, never with the target key
     for i, im in enumerate(own):
-        key = scheme.generate_key(seed=100 + i % 3, image_size=(64, 64))
+        key = scheme.generate_key(seed=seeds[i % 3], image_size=(64, 64))
         assert np.array_equal(enc_seen[i], scheme.encrypt(im, key))
         assert not np.array_equal(enc_seen[i], scheme.encrypt(im, target_key))
+    # the attacker's keys: derived per role (attacker 0, 1, 2) for the target's setting and scheme, all distinct
+    from etcbench.ciphers.derive import KeyContext, MasterSecret
+
+    master = MasterSecret.from_key_seed(20220413)
+    assert seeds == [master.seed_for(KeyContext("s64-m16", "etc", f"attacker {i}")) for i in range(3)]
+    assert len(set(seeds)) == 3 and master.seed_for(KeyContext("s64-m16", "etc")) not in seeds
+    with pytest.raises(EtcbenchError, match="at least one key"):
+        attacker_key_seeds(master, target_key, 0)
     assert record["attacker_keys"] == 3 and record["attacker_images"] == len(own) and record["fit"] == {"pairs": 10}
     assert rgb.shape == target_plain.shape and (rgb == 128).all() and record["ssim"] < 0.9
 
@@ -149,18 +165,20 @@ def test_attack_stage_bad_input_is_one_line_and_no_output(tmp_path, natural_imag
     save_npz(tmp_path / "data.npz", train_x=natural_images[:, ::2, ::2], train_y=y, test_x=natural_images[:, ::2, ::2],
              test_y=y)
     outs = [tmp_path / "a.json", tmp_path / "a.npz"]
+    loose = tmp_path / "master.secret"
+    loose.write_bytes(bytes(32))
+    loose.chmod(0o644)
     base = [sys.executable, "-m", "etcbench", "attack", "--data", str(tmp_path / "data.npz"), "--key",
             str(tmp_path / "k.npz"), "--test", str(tmp_path / "enc.npz"), "--plain", str(tmp_path / "plain.npz"),
             "--num-images", "4", "--out", str(outs[0]), "--out-examples", str(outs[1])]
     cases = {
-        "include the defender": ["--attacks", "fr", "--attacker-seed", "6", "--defender-seeds", "7", "8"],
-        "that are not run": ["--attacks", "fr", "--options", json.dumps({"itn": {}}), "--attacker-seed", "100",
-                             "--defender-seeds", "7"],
-        "shared-key applies to": ["--attacks", "shared-key", "--attacker-seed", "100", "--defender-seeds", "7"],
+        "is readable by others": ["--attacks", "fr", "--master-file", str(loose)],
+        "that are not run": ["--attacks", "fr", "--options", json.dumps({"itn": {}}), "--key-seed", "1"],
+        "shared-key applies to": ["--attacks", "shared-key", "--key-seed", "1"],
         "exceeds the attacker's": ["--attacks", "kpa", "--options", json.dumps({"kpa": {"pairs": [1, 99]}}),
-                                   "--train-images", "10", "--attacker-seed", "100", "--defender-seeds", "7"],
+                                   "--train-images", "10", "--key-seed", "1"],
         "has no option depth": ["--attacks", "itn", "--options", json.dumps({"itn": {"depth": 3}}),
-                                "--attacker-seed", "100", "--defender-seeds", "7"],
+                                "--key-seed", "1"],
     }
     for message, args in cases.items():
         res = subprocess.run(base + args, capture_output=True, text=True)
@@ -168,11 +186,11 @@ def test_attack_stage_bad_input_is_one_line_and_no_output(tmp_path, natural_imag
         assert len(res.stderr.strip().splitlines()) == 1
         assert not any(p.exists() for p in outs)
     # an unknown attack name is a usage error (exit 2): argparse names the registered attacks
-    res = subprocess.run(base + ["--attacks", "rot13", "--attacker-seed", "100", "--defender-seeds", "7"],
+    res = subprocess.run(base + ["--attacks", "rot13", "--key-seed", "1"],
                          capture_output=True, text=True, check=False)
     assert res.returncode == 2 and "invalid choice: 'rot13'" in res.stderr and "'jigsaw'" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and not any(p.exists() for p in outs)
-    res = subprocess.run(base + ["--attacks", "fr", "--attacker-seed", "100", "--defender-seeds", "7", "8"],
+    res = subprocess.run(base + ["--attacks", "fr", "--key-seed", "1"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     records = json.loads(outs[0].read_text())["records"]

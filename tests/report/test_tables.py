@@ -186,3 +186,28 @@ def test_write_table_files(acc, tmp_path):
     assert r"Top-1 (\%)" in tex and r"95\% CI $\pm$ (pp)" in tex and "top1" not in tex.replace("tab:", "")
     assert "82.0 & 2.8 & 25.4 & 2" in tex and "not available" not in tex
     assert tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule")
+
+
+def _key_record(scheme, role, source="key_seed", seed=None, master="0123456789abcdef"):
+    return {"scheme": scheme, "block_size": 16, "image_size": [64, 64], "options": {},
+            "key_fingerprint": f"{scheme}-{role}-".ljust(64, "f"),
+            "context": {"setting": "s64-m16", "scheme": scheme, "role": role, "seed": seed},
+            "master": {"source": source, "fingerprint": master}}
+
+
+def test_the_key_table_lists_contexts_and_fingerprints_and_says_where_the_master_came_from(tmp_path):
+    records = [_key_record("etc", "other"), _key_record("etc", "defender"), _key_record("plain", "defender")]
+    table = tables.key_table(records)
+    assert list(table.columns) == tables.KEY_COLUMNS
+    assert table[["scheme", "role"]].values.tolist() == [["plain", "defender"], ["etc", "defender"],
+                                                         ["etc", "other"]]
+    assert table["key_id"].str.len().eq(16).all() and table["training_seed"].isna().all()
+    caption = tables.key_caption(table)
+    assert "HKDF-SHA256" in caption and "key_seed" in caption and "not secret" in caption
+    secret = tables.key_table([_key_record("etc", "defender", "file", seed=2)])
+    assert secret.loc[0, "training_seed"] == 2
+    assert "master secret file (fingerprint 0123456789abcdef)" in tables.key_caption(secret)
+    md = tables.write_table(table, tmp_path / "keys", caption)[1].read_text(encoding="utf-8")
+    assert "| Role " in md and "| Master from " in md and "| Key fingerprint " in md
+    with pytest.raises(EtcbenchError, match="key record 0 has no derivation context"):
+        tables.key_table([{k: v for k, v in _key_record("etc", "defender").items() if k != "context"}])

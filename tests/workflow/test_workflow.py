@@ -5,14 +5,17 @@ Snakemake runs in a subprocess under ``timeout -k`` (it can ignore SIGTERM while
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -278,7 +281,7 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
         assert (report / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (report / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
     for table in ("accuracy", "summary", "comparison", "schemes", "compression", "bd_rate", "key_mismatch", "attacks",
-                  "position_leak"):
+                  "position_leak", "keys"):
         assert (report / f"{table}.tex").stat().st_size > 0 and (report / f"{table}.md").stat().st_size > 0
     resolved = (report / "config.yaml").read_text()
     assert "train_size: 200" in resolved and "key_seed" not in resolved
@@ -307,3 +310,43 @@ def test_smoke_outputs_are_shareable_and_only_keys_private(smoke_run):
         else:
             assert mode & 0o044 == 0o044, (path, oct(mode))
     assert not [p for p in (smoke_run / "results" / "state").rglob("*") if p.is_file()]
+
+
+def test_no_key_material_or_master_secret_in_any_file_of_a_smoke_run(smoke_run, cifar_archive):
+    """Every file of the smoke run outside the key files (logs, metrics, tables, figures and their metadata,
+    Snakemake's own logs and metadata, the HTML report) is searched for each key's secret arrays (raw bytes, and
+    as decimal lists or hex) and for the master secret (raw and hex). Fingerprints are all that may appear."""
+    from etcbench.ciphers.derive import master_from_key_seed
+
+    html = smoke_run / "report.html"
+    if not html.exists():
+        res = snakemake("--configfile", str(REPO / "config/smoke.yaml"), "--directory", str(smoke_run), "--report",
+                        str(html), timeout=180, env={"ETCBENCH_CIFAR10_ARCHIVE": str(cifar_archive)})
+        assert res.returncode == 0, res.stderr[-3000:]
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    master = master_from_key_seed(cfg["key_seed"])
+    needles = {"master secret": [master, master.hex().encode()]}
+    key_files = sorted((smoke_run / "results/keys").rglob("*.key.npz"))
+    assert len(key_files) >= 10
+    for path in key_files:
+        with np.load(path, allow_pickle=False) as data:
+            for name in data.files:
+                if name == "__meta__":
+                    continue
+                a = np.ascontiguousarray(data[name])
+                if a.nbytes < 16 or np.unique(a).size < 3:  # too short or too uniform to be told from chance
+                    continue
+                flat = a.ravel()[:64]
+                needles[f"{path.name}:{name}"] = [
+                    a.tobytes(), a.tobytes().hex().encode(),
+                    json.dumps(flat.tolist()).encode(), ", ".join(map(str, flat.tolist())).encode()]
+    assert len(needles) > 10
+    searched = 0
+    for path in [*smoke_run.rglob("*"), html]:
+        if not path.is_file() or path.name.endswith(".key.npz"):
+            continue
+        content = path.read_bytes()
+        searched += 1
+        for what, forms in needles.items():
+            assert not any(form in content for form in forms), f"{what} found in {path.relative_to(smoke_run)}"
+    assert searched > 200

@@ -1,5 +1,6 @@
 rule attack_scheme:
     input:
+        master_input,
         data=DATA,
         key="results/keys/{setting}/{scheme}.key.npz",
         test="results/encrypted/{setting}/{scheme}/test.npz",
@@ -15,8 +16,7 @@ rule attack_scheme:
         num_images=config["attack"]["num_images"],
         train_images=config["attack"]["train_images"],
         attacker_keys=config["attack"]["attacker_keys"],
-        attacker_seed=config["attack"]["attacker_seed"],
-        defender_seeds=f"{config['key_seed']} {config['key_seed'] + 1}",
+        master=MASTER_ARG,
         seed=config["attack"]["seed"],
         num_examples=config["attack"]["num_examples"],
         interpolation=config["dataset"]["interpolation"],
@@ -33,7 +33,7 @@ rule attack_scheme:
         "python -m etcbench attack --attacks {params.attacks} --options {params.options:q} --data {input.data} "
         "--key {input.key} --test {input.test} --plain {input.plain} --num-images {params.num_images} "
         "--train-images {params.train_images} --attacker-keys {params.attacker_keys} "
-        "--attacker-seed {params.attacker_seed} --defender-seeds {params.defender_seeds} --seed {params.seed} "
+        "{params.master} --seed {params.seed} "
         "--interpolation {params.interpolation} --num-examples {params.num_examples} --dataset {params.dataset} "
         "{params.classifier} --device {params.device} --threads {threads} --no-progress "
         "--out {output.records} --out-examples {output.examples} 2> {log}"

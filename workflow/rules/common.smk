@@ -1,6 +1,7 @@
 # Parameter helpers shared by all rules: strings built from the resolved config; the grid's expansion and checks
 # are etcbench.grid's.
 import json
+import shlex
 
 import etcbench.grid as grid
 
@@ -49,6 +50,15 @@ def pretrained(wildcards):
 def train_recipe(wildcards):
     """The model's whole recipe on this scheme (every setting spelled out: what runs is what the command shows)."""
     return etcbench_config.recipe_json(config, wildcards.model, wildcards.scheme)
+
+
+# the master secret every key is derived from: the secret file where the config names one, else key_seed
+MASTER_FILE = config["key_master_file"]
+MASTER_ARG = f"--master-file {shlex.quote(MASTER_FILE)}" if MASTER_FILE else f"--key-seed {config['key_seed']}"
+
+
+def master_input(wildcards):
+    return [MASTER_FILE] if MASTER_FILE else []
 
 
 def resolved_config(wildcards):
@@ -130,6 +140,11 @@ def compression_records():
     return grid.compression_records(config)
 
 
+def key_records():
+    """The public record of every key (context, fingerprint, the master's source and fingerprint)."""
+    return grid.key_records(config)
+
+
 def training_metrics():
     """The training record (metrics.json, with the per-epoch history) of every trained model, seed by seed, for the
     report's training curves: the same cells as accuracy_records()."""
@@ -144,7 +159,7 @@ def example_files():
 
 SEMANTIC_LEAKAGE = any(grid.attack_classifier(config, setting) for setting, _ in attack_runs())
 REPORT_TABLES = (
-    ["accuracy", "summary", "comparison", "schemes", "compression", "bd_rate", "key_mismatch"]
+    ["accuracy", "summary", "comparison", "schemes", "compression", "bd_rate", "key_mismatch", "keys"]
     + (["attacks"] if attack_runs() else [])
     + (["position_leak"] if position_leak_records() else [])
 )

@@ -1,11 +1,30 @@
+if MASTER_FILE:
+
+    # the master secret file, made once (32 random bytes, mode 0600) unless it exists; protected: Snakemake makes it
+    # read-only and never deletes it
+    rule master_secret:
+        output:
+            protected(MASTER_FILE),
+        log:
+            "results/logs/master_secret.log",
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "python -m etcbench master --out {output:q} 2> {log}"
+
+
+# a scheme's key, derived from the master secret for its setting, scheme and role (HKDF-SHA256)
 rule make_key:
+    input:
+        master_input,
     output:
         key="results/keys/{setting}/{scheme}.key.npz",
         info="results/keys/{setting}/{scheme}.json",
     params:
         size=image_size,
         block=block_size,
-        seed=config["key_seed"],
+        master=MASTER_ARG,
+        role="defender",
         options=scheme_options,
     log:
         "results/logs/make_key/{setting}-{scheme}.log",
@@ -13,7 +32,7 @@ rule make_key:
         "../../envs/core.yaml"
     shell:
         "python -m etcbench keygen --scheme {wildcards.scheme} --block-size {params.block} "
-        "--image-size {params.size} --seed {params.seed} --options {params.options:q} "
+        "--image-size {params.size} {params.master} --role {params.role} --options {params.options:q} "
         "--out {output.key} --info {output.info} 2> {log}"
 
 
@@ -40,7 +59,7 @@ rule encrypt_test:
         "--interpolation {params.interpolation} --out {output.test} {params.examples} 2> {log}"
 
 
-# the "other" key of each scheme (key_seed + 1) and the test set encrypted with it: every model is also tested
+# the "other" key of each scheme (role "other") and the test set encrypted with it: every model is also tested
 # with a key that is not its own (key mismatch)
 use rule make_key as make_other_key with:
     output:
@@ -49,7 +68,8 @@ use rule make_key as make_other_key with:
     params:
         size=image_size,
         block=block_size,
-        seed=config["key_seed"] + 1,
+        master=MASTER_ARG,
+        role="other",
         options=scheme_options,
     log:
         "results/logs/make_key/{setting}-{scheme}-other.log",

@@ -7,6 +7,7 @@ rule make_report:
         attack_examples=attack_examples(),
         position_leaks=position_leak_records(),
         metrics=training_metrics(),
+        key_records=key_records(),
     output:
         tables=expand(
             "results/report/{table}.{ext}",
@@ -78,6 +79,11 @@ rule make_report:
             caption="../report/key_mismatch.rst",
             category="Accuracy",
         ),
+        key_table=report(
+            "results/report/keys.csv",
+            caption="../report/keys.rst",
+            category="Keys",
+        ),
         attack_files=[
             report(f"results/report/{name}", caption=f"../report/{caption}", category="Attacks")
             for name, caption in (
@@ -119,5 +125,5 @@ rule make_report:
         "python -m etcbench report --accuracy {input.accuracy} --compression {input.compression} "
         "--examples {input.examples} --num-examples {params.num_examples} "
         "--attacks {input.attacks} --attack-examples {input.attack_examples} "
-        "--position-leaks {input.position_leaks} --metrics {input.metrics} "
+        "--position-leaks {input.position_leaks} --metrics {input.metrics} --keys {input.key_records} "
         "--config {params.config:q} --out-dir results/report 2> {log}"
