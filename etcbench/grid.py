@@ -21,7 +21,7 @@ from .errors import EtcbenchError
 
 __all__ = ["GridError", "accuracy_records", "attack_classifier", "attack_plan", "attack_runs", "check_grid",
            "compression_records", "jpeg_subsamplings", "key_records", "jpeg_variants", "plane_subsampling",
-           "position_leak_runs", "setting_id", "train_cells"]
+           "position_leak_runs", "seed_key_tag", "setting_id", "train_cells"]
 
 
 class GridError(EtcbenchError):
@@ -161,15 +161,30 @@ def accuracy_records(config: Mapping[str, Any]) -> list[str]:
 
 def key_records(config: Mapping[str, Any]) -> list[str]:
     """The public record (``.json``) of every key the run makes: each setting's plain key (its unencrypted test set
-    is every scheme's reference), each scheme's key, and the other key of each scheme a model is trained on."""
+    is every scheme's reference), each scheme's key, and the other key of each scheme a model is trained on; with
+    ``key_per_seed``, the own and other key of every training seed of those schemes instead of the shared other
+    key."""
     out = []
     for entry in config["grid"]:
         sid = setting_id(entry)
         for scheme in ["plain", *[s for s in entry["schemes"] if s != "plain"]]:
             out.append(f"results/keys/{sid}/{scheme}.json")
             if scheme != "plain" and entry["schemes"].get(scheme):
-                out.append(f"results/keys/{sid}/{scheme}.other.json")
+                tags = [seed_key_tag(config, scheme, seed) for seed in config["seeds"]]
+                for tag in dict.fromkeys(tags):  # one shared tag "" without key_per_seed
+                    out += [f"results/keys/{sid}/{scheme}{tag}.json"] if tag else []
+                    out.append(f"results/keys/{sid}/{scheme}{tag}.other.json")
     return out
+
+
+def seed_key_tag(config: Mapping[str, Any], scheme: str, seed: int | str) -> str:
+    """The part of a key's file names that names its training seed: ``.seed3`` with ``key_per_seed`` (a new key for
+    every training seed), else empty (one key for all seeds). Plain images have no key material: always empty.
+
+    >>> seed_key_tag({"key_per_seed": True}, "etc", 3), seed_key_tag({"key_per_seed": True}, "plain", 3)
+    ('.seed3', '')
+    """
+    return f".seed{seed}" if config.get("key_per_seed") and scheme != "plain" else ""
 
 
 def compression_records(config: Mapping[str, Any]) -> list[str]:

@@ -85,6 +85,38 @@ def test_dry_run_builds_the_whole_grid(configfile):
             assert re.search(rf"/{scheme}/q\d+-{ss}\.json", res.stdout)
 
 
+def test_key_per_seed_gives_every_training_seed_its_own_keys_test_sets_and_jpeg_versions(tmp_path):
+    layer = tmp_path / "kps.yaml"
+    layer.write_text("key_per_seed: true\nseeds: [0, 1]\n")
+    res = snakemake("-n", "-p", "--configfile", str(REPO / "config/smoke.yaml"), str(layer), "--directory",
+                    str(REPO))
+    assert res.returncode == 0, res.stderr[-2000:]
+    counts = job_counts(res.stdout)
+    cfg = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
+    trained = [(g["image_size"], g["block_size"], s) for g in cfg["grid"] for s, m in g["schemes"].items()
+               if m and s != "plain"]
+    variants = sum(1 if s in PLANE_SUBSAMPLING else 2 for _, _, s in trained)
+    assert counts["make_seed_key"] == counts["make_seed_other_key"] == counts["encrypt_seed_test"] == 2 * len(trained)
+    assert counts["compress_seed_jpeg"] == 2 * variants and "make_other_key" not in counts  # no shared other key
+    assert counts["make_key"] == expected_jobs(cfg)["make_key"]  # the shared keys stay: compression and attacks
+    for size, block, scheme in trained:
+        base = f"s{size}-m{block}"
+        for seed in (0, 1):
+            train = next(line for line in res.stdout.splitlines() if "etcbench train" in line
+                         and f"models/{base}/{scheme}/" in line and f"seed{seed}/model.pt" in line)
+            assert f"--key results/keys/{base}/{scheme}.seed{seed}.key.npz" in train
+            assert f"--test results/encrypted/{base}/{scheme}/test.seed{seed}.npz" in train
+            evaluate = next(line for line in res.stdout.splitlines() if "etcbench evaluate" in line
+                            and f"eval/{base}/{scheme}/" in line and f"seed{seed}.json" in line)
+            assert f"results/jpeg/{base}/{scheme}/seed{seed}/q50-" in evaluate
+            assert f"--other-test results/encrypted/{base}/{scheme}/test-other.seed{seed}.npz" in evaluate
+            keygen = next(line for line in res.stdout.splitlines() if "etcbench keygen" in line
+                          and f"{scheme}.seed{seed}.key.npz" in line)
+            assert f"--training-seed {seed}" in keygen and "--role defender" in keygen
+    # plain has no key material: its models of every seed share the plain set
+    assert "plain.seed" not in res.stdout
+
+
 def test_plane_subsampling_is_read_from_the_scheme_classes():
     from etcbench import ciphers, grid
 

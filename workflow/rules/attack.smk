@@ -43,7 +43,7 @@ rule position_leak:
     input:
         model="results/models/{setting}/{scheme}/{model}/seed{seed}/model.pt",
         reference="results/models/{setting}/plain/{model}/seed{seed}/model.pt",
-        key="results/keys/{setting}/{scheme}.key.npz",
+        key=own_key,
     output:
         "results/attacks/{setting}/{scheme}.position-{model}-seed{seed}.json",
     params:

@@ -72,10 +72,11 @@ def archive_arg(wildcards):
 
 
 def other_key_test(wildcards):
-    """The test set encrypted with the scheme's other key (none for plain, which has no key material)."""
+    """The test set encrypted with the scheme's other key (of this seed with key_per_seed; none for plain, which
+    has no key material)."""
     if wildcards.scheme == "plain":
         return []
-    return f"results/encrypted/{wildcards.setting}/{wildcards.scheme}/test-other.npz"
+    return f"results/encrypted/{wildcards.setting}/{wildcards.scheme}/test-other{_tag(wildcards)}.npz"
 
 
 ATTACK_RUNS = {(setting, scheme): names for setting, scheme, names in grid.attack_runs(config)}
@@ -123,13 +124,27 @@ def position_leak_records():
 
 
 
+def _tag(wildcards):
+    """".seed<n>" where the model's seed has its own key (key_per_seed), else ""."""
+    return grid.seed_key_tag(config, wildcards.scheme, wildcards.seed)
+
+
+def own_key(wildcards):
+    """The key a model of this seed is trained and tested with."""
+    return f"results/keys/{wildcards.setting}/{wildcards.scheme}{_tag(wildcards)}.key.npz"
+
+
+def own_test(wildcards):
+    """The test set encrypted with that key."""
+    return f"results/encrypted/{wildcards.setting}/{wildcards.scheme}/test{_tag(wildcards)}.npz"
+
+
 def jpeg_sets(wildcards):
-    return expand(
-        "results/jpeg/{setting}/{scheme}/{variant}.npz",
-        setting=wildcards.setting,
-        scheme=wildcards.scheme,
-        variant=grid.jpeg_variants(config, wildcards.scheme),
-    )
+    """The JPEG versions of that test set (with key_per_seed: under seed<n>/)."""
+    tag = _tag(wildcards)
+    folder = f"{wildcards.scheme}/seed{wildcards.seed}" if tag else wildcards.scheme
+    return [f"results/jpeg/{wildcards.setting}/{folder}/{variant}.npz"
+            for variant in grid.jpeg_variants(config, wildcards.scheme)]
 
 
 def accuracy_records():

@@ -25,6 +25,7 @@ rule make_key:
         block=block_size,
         master=MASTER_ARG,
         role="defender",
+        seed_arg="",
         options=scheme_options,
     log:
         "results/logs/make_key/{setting}-{scheme}.log",
@@ -32,7 +33,7 @@ rule make_key:
         "../../envs/core.yaml"
     shell:
         "python -m etcbench keygen --scheme {wildcards.scheme} --block-size {params.block} "
-        "--image-size {params.size} {params.master} --role {params.role} --options {params.options:q} "
+        "--image-size {params.size} {params.master} --role {params.role} {params.seed_arg} --options {params.options:q} "
         "--out {output.key} --info {output.info} 2> {log}"
 
 
@@ -70,6 +71,7 @@ use rule make_key as make_other_key with:
         block=block_size,
         master=MASTER_ARG,
         role="other",
+        seed_arg="",
         options=scheme_options,
     log:
         "results/logs/make_key/{setting}-{scheme}-other.log",
@@ -88,3 +90,65 @@ use rule encrypt_test as encrypt_other_test with:
         "results/logs/encrypt_test/{setting}-{scheme}-other.log",
     benchmark:
         "results/benchmarks/encrypt_test/{setting}-{scheme}-other.tsv"
+
+
+# key_per_seed: a key and an "other" key for every training seed of a trained scheme, with the test sets they
+# encrypt (the JPEG versions: jpeg.smk); the compression study and the attacks keep the one key above
+use rule make_key as make_seed_key with:
+    output:
+        key="results/keys/{setting}/{scheme}.seed{seed}.key.npz",
+        info="results/keys/{setting}/{scheme}.seed{seed}.json",
+    params:
+        size=image_size,
+        block=block_size,
+        master=MASTER_ARG,
+        role="defender",
+        seed_arg=lambda wildcards: f"--training-seed {wildcards.seed}",
+        options=scheme_options,
+    log:
+        "results/logs/make_key/{setting}-{scheme}-seed{seed}.log",
+
+
+use rule make_key as make_seed_other_key with:
+    output:
+        key="results/keys/{setting}/{scheme}.seed{seed}.other.key.npz",
+        info="results/keys/{setting}/{scheme}.seed{seed}.other.json",
+    params:
+        size=image_size,
+        block=block_size,
+        master=MASTER_ARG,
+        role="other",
+        seed_arg=lambda wildcards: f"--training-seed {wildcards.seed}",
+        options=scheme_options,
+    log:
+        "results/logs/make_key/{setting}-{scheme}-seed{seed}-other.log",
+
+
+use rule encrypt_test as encrypt_seed_test with:
+    input:
+        data=DATA,
+        key="results/keys/{setting}/{scheme}.seed{seed}.key.npz",
+    output:
+        test="results/encrypted/{setting}/{scheme}/test.seed{seed}.npz",
+    params:
+        interpolation=config["dataset"]["interpolation"],
+        examples="",
+    log:
+        "results/logs/encrypt_test/{setting}-{scheme}-seed{seed}.log",
+    benchmark:
+        "results/benchmarks/encrypt_test/{setting}-{scheme}-seed{seed}.tsv"
+
+
+use rule encrypt_test as encrypt_seed_other_test with:
+    input:
+        data=DATA,
+        key="results/keys/{setting}/{scheme}.seed{seed}.other.key.npz",
+    output:
+        test="results/encrypted/{setting}/{scheme}/test-other.seed{seed}.npz",
+    params:
+        interpolation=config["dataset"]["interpolation"],
+        examples="",
+    log:
+        "results/logs/encrypt_test/{setting}-{scheme}-seed{seed}-other.log",
+    benchmark:
+        "results/benchmarks/encrypt_test/{setting}-{scheme}-seed{seed}-other.tsv"

@@ -1,7 +1,7 @@
 rule evaluate_model:
     input:
         model="results/models/{setting}/{scheme}/{model}/seed{seed}/model.pt",
-        test="results/encrypted/{setting}/{scheme}/test.npz",
+        test=own_test,
         jpeg=jpeg_sets,
         other=other_key_test,
         plain="results/encrypted/{setting}/plain/test.npz",

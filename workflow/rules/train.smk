@@ -1,8 +1,8 @@
 rule train_model:
     input:
         data=DATA,
-        key="results/keys/{setting}/{scheme}.key.npz",
-        test="results/encrypted/{setting}/{scheme}/test.npz",
+        key=own_key,
+        test=own_test,
     output:
         model="results/models/{setting}/{scheme}/{model}/seed{seed}/model.pt",
         metrics="results/models/{setting}/{scheme}/{model}/seed{seed}/metrics.json",
