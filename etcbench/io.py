@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import glob
 import hashlib
 import json
 import os
@@ -102,6 +103,7 @@ def atomic_write(path: str | os.PathLike, mode: int | None = None, binary: bool 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
     try:
         os.fchmod(fd, default_file_mode() if mode is None else mode)
@@ -117,6 +119,17 @@ def atomic_write(path: str | os.PathLike, mode: int | None = None, binary: bool 
     written = _written.get()
     if output and written is not None:
         written.append(path)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporaries of earlier writes of ``path`` that a killed process (SIGKILL, power loss) left behind.
+
+    Every output has one writer at a time (a Snakemake job owns its outputs, a training its state folder), so any
+    ``.<name>.*.tmp`` beside ``path`` is a leftover of a write that never finished.
+    """
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
 
 
 def json_object(text: str) -> dict[str, Any]:

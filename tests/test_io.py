@@ -49,6 +49,19 @@ def test_atomic_write_leaves_no_temporary_file_and_sets_the_mode_first(tmp_path)
     assert load_npz(tmp_path / "k.npz")["a"].tolist() == [0, 1, 2]
 
 
+def test_a_write_removes_what_a_killed_earlier_write_of_the_same_file_left(tmp_path):
+    (tmp_path / ".model.pt.abc123.tmp").write_bytes(b"half a model")  # a write killed by SIGKILL
+    (tmp_path / ".model.pt.xyz.tmp").write_bytes(b"")
+    (tmp_path / ".other.pt.abc.tmp").write_bytes(b"another file's")  # not ours: kept
+    (tmp_path / "[x].json").write_text("{}")
+    (tmp_path / ".[x].json.q.tmp").write_text("{")  # glob characters in the name are literal
+    with atomic_write(tmp_path / "model.pt") as fh:
+        fh.write(b"model")
+    with atomic_write(tmp_path / "[x].json", binary=False) as fh:
+        fh.write("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.abc.tmp", "[x].json", "model.pt"]
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077, 0o002])
 def test_outputs_follow_the_umask_and_an_explicit_mode_wins(tmp_path, umask):
     old = os.umask(umask)
