@@ -13,7 +13,7 @@ import numpy as np
 
 from . import ciphers, jpeg
 from .errors import EtcbenchError
-from .io import load_npz, save_npz, write_json
+from .io import load_npz, require_images, save_npz, write_json
 from .manifest import manifest
 from .metrics import psnr_per_image
 
@@ -37,6 +37,8 @@ def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int]
     key, scheme = ciphers.load_scheme(key_path)
     enc, reference = load_npz(images), load_npz(plain)
     ciphers.require_encrypted_with(enc, key.fingerprint, images, f"key {key_path}")
+    require_images(enc["x"], str(images), (1, 3))
+    require_images(reference["x"], str(plain))
     n, h, w = reference["x"].shape[:3]
     c, hp, wp = scheme.encrypted_shape(h, w)
     if enc["x"].shape != (n, hp, wp, c):

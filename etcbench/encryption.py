@@ -16,7 +16,7 @@ import numpy as np
 from . import ciphers
 from .ciphers.derive import KeyContext, MasterSecret, setting_name
 from .errors import EtcbenchError
-from .io import load_npz, save_npz, write_json
+from .io import load_npz, require_images, save_npz, write_json
 
 __all__ = ["encrypt_split", "make_key"]
 
@@ -58,7 +58,7 @@ def encrypt_split(data_path: Path, key_path: Path, out: Path, split: str = "test
     data = load_npz(data_path)
     if f"{split}_x" not in data:
         raise EtcbenchError(f"{data_path} has no split {split!r}")
-    x = data[f"{split}_x"]
+    x = require_images(data[f"{split}_x"], f"{data_path} ({split}_x)")
     height, width = key.image_size
     if height != width:
         raise EtcbenchError(f"key {key_path} is for {height}x{width} images; the splits are resized to squares")

@@ -20,7 +20,7 @@ from . import ciphers
 from .data.cifar import CLASSES as CIFAR10_CLASSES
 from .data.transforms import normalize, to_nchw
 from .errors import EtcbenchError
-from .io import atomic_write, load_npz, write_json
+from .io import atomic_write, load_npz, require_images, write_json
 from .manifest import manifest
 from .models import build_model
 from .seeding import select_device
@@ -150,6 +150,7 @@ def evaluate_model_file(model_file: Path, test: Path, out: Path, jpeg: list[Path
     for path in [test, *jpeg]:
         data = load_npz(path)
         ciphers.require_encrypted_with(data, own, path, f"the key model {model_file} was trained on")
+        require_images(data["x"], str(path), (1, 3))
         top1, loss, predicted = predict_arrays(model, data["x"], data["y"], dev, batch_size)
         if confusion is None:  # the first set: the own-key test set, uncompressed
             confusion = {**_mismatch_base(base), "test_key": "own", "jpeg_quality": None, "subsampling": "none",

@@ -14,11 +14,15 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .errors import EtcbenchError
 
 __all__ = ["all_or_nothing", "atomic_write", "default_file_mode", "json_object", "write_json", "read_json", "save_npz",
            "load_npz", "sha256_file", "sha256_arrays"]
@@ -180,9 +184,37 @@ def save_npz(path: str | os.PathLike, mode: int | None = None, **arrays: np.ndar
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load every array of an ``.npz`` into memory; pickled objects are refused."""
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    """Load every array of an ``.npz`` into memory; pickled objects are refused.
+
+    Raises:
+        EtcbenchError: one line naming the file: missing, a folder, unreadable, truncated or not an ``.npz``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise EtcbenchError(f"{path} does not exist")
+    if path.is_dir():
+        raise EtcbenchError(f"{path} is a folder, not an .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0] or type(exc).__name__
+        raise EtcbenchError(f"{path} is not a readable .npz file (truncated or corrupt? {reason})") from None
+
+
+def require_images(x: np.ndarray, where: str, channels: tuple[int, ...] = (3,)) -> np.ndarray:
+    """Refuse an image set that is not ``(N, H, W, C)`` uint8 with ``C`` in ``channels`` (one line naming it).
+
+    Every stage exchanges uint8 images, so a float array (values in [0, 1] or in [0, 255] alike) is a dtype error
+    here rather than a silent rescaling.
+    """
+    shape = tuple(np.shape(x))
+    if np.asarray(x).dtype != np.uint8:
+        raise EtcbenchError(f"{where}: images must be uint8 (0-255), got {np.asarray(x).dtype} {shape}")
+    if len(shape) != 4 or shape[-1] not in channels or 0 in shape:
+        want = " or ".join(str(c) for c in channels)
+        raise EtcbenchError(f"{where}: images must be (N, H, W, {want}), got shape {shape}")
+    return x
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -37,7 +37,7 @@ from . import ciphers
 from .data.transforms import augment_batch, normalize, resize, to_nchw
 from .errors import EtcbenchError
 from .evaluate import evaluate_arrays, save_trained_model
-from .io import atomic_write, load_npz, write_json
+from .io import atomic_write, load_npz, require_images, write_json
 from .manifest import manifest
 from .models import build_model, load_pretrained, model_card
 from .models.factory import DEFAULT_ARCH
@@ -139,6 +139,9 @@ def train_model(
     data = load_npz(data_path)
     test = load_npz(test_path)
     ciphers.require_encrypted_with(test, key.fingerprint, test_path, f"key {key_path}")
+    for split in ("train", "val"):
+        require_images(data[f"{split}_x"], f"{data_path} ({split}_x)")
+    require_images(test["x"], str(test_path), (1, 3))
     num_classes = int(data["train_y"].max()) + 1
     n_train = len(data["train_y"])
     total_steps, steps_per_epoch = recipe.total_steps(n_train), recipe.steps_per_epoch(n_train)

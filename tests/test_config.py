@@ -66,6 +66,19 @@ def test_a_layer_that_changes_a_model_without_saying_so_is_refused():
     ({"model_options": {"convmixer": {"arch": "convmixer_768_32", "dimm": 3}}}, r"model_options.convmixer.*dimm"),
     ({"dataset": {"train_sise": 10}}, r"config dataset: Additional properties .*train_sise"),
     ({"grid": [{"image_size": 30, "block_size": 4, "schemes": {"etc": []}}]}, r"not a multiple of block_size 4"),
+    # a typo at every level of nesting stops the run before any job, naming where it is
+    ({"key_sed": 3}, r"config \(top level\): Additional properties .*key_sed"),
+    ({"grid": [{"image_size": 32, "block_sise": 4, "schemes": {"etc": []}}]}, r"config grid.0: .*block_sise"),
+    ({"grid": [{"image_size": 32, "block_size": 4, "schemes": {"etcc": []}}]}, r"etcc"),
+    ({"grid": [{"image_size": 32, "block_size": 4, "schemes": {"etc": ["vitt"]}}]}, r"vitt"),
+    ({"grid": [{"image_size": 32, "block_size": 4, "schemes": {"etc": []}, "attacks": ["frr"]}]}, r"frr"),
+    ({"attack": {"num_imagez": 3}}, r"config attack: Additional properties .*num_imagez"),
+    ({"attack": {"options": {"itn": {"epochz": 3}}}}, r"epochz"),
+    ({"jpeg": {"qualities": [50], "subsampling": ["411"]}}, r"411"),
+    ({"jpeg": {"qualities": [101]}}, r"101"),
+    ({"report": {"num_examplez": 3}}, r"config report: Additional properties .*num_examplez"),
+    ({"scheme_options": {"etc": {"rotate": True}}}, r"rotate"),
+    ({"key_per_seed": "yes"}, r"key_per_seed: 'yes' is not of type 'boolean'"),
 ])
 def test_bad_layers_name_the_key(tmp_path, layer, message):
     path = tmp_path / "bad.yaml"

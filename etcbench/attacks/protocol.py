@@ -52,7 +52,7 @@ from .. import ciphers
 from ..ciphers.blocks import num_blocks
 from ..ciphers.derive import KeyContext, MasterSecret, setting_name
 from ..errors import EtcbenchError
-from ..io import load_npz, save_npz, write_json
+from ..io import load_npz, require_images, save_npz, write_json
 from ..manifest import manifest
 from ..metrics import psnr_per_image, ssim_per_image
 from .base import ATTACKS, Attack, Reconstruction, create, default_options, register_attack
@@ -378,6 +378,9 @@ def attack_test_set(
     key, scheme = ciphers.load_scheme(key_path)
     test, plain, data = load_npz(test_path), load_npz(plain_path), load_npz(data_path)
     ciphers.require_encrypted_with(test, key.fingerprint, test_path, f"key {key_path}")
+    require_images(test["x"], str(test_path), (1, 3))
+    require_images(plain["x"], str(plain_path))
+    require_images(data["train_x"], f"{data_path} (train_x)")
     if num_images > len(plain["x"]):
         raise EtcbenchError(f"--num-images {num_images} exceeds the {len(plain['x'])} test images of {plain_path}")
     unknown = sorted(set(options) - set(attack_names))
