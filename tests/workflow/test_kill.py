@@ -33,9 +33,9 @@ GRID = {
 VOLATILE = ("second", "per_s", "started", "ended", "wall", "host", "time", "peak_rss")
 
 
-def _run(workdir: Path, layer: Path, env: dict) -> subprocess.Popen:
+def _run(workdir: Path, layer: Path, env: dict, *extra: str) -> subprocess.Popen:
     cmd = [*SNAKEMAKE, "--cores", "2", "--configfile", str(REPO / "config/smoke.yaml"), str(layer), "--directory",
-           str(workdir)]
+           str(workdir), *extra]
     # a session of its own, so that one killpg reaches Snakemake and every job it started
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **env}, start_new_session=True)
@@ -95,7 +95,11 @@ def test_a_workflow_killed_mid_run_and_restarted_ends_with_the_uninterrupted_out
                          if p.is_file())
     assert done_before and not (tmp_path / "killed/results/report/accuracy.csv").exists()  # it stopped mid-run
 
-    again = _run(tmp_path / "killed", layer, env)  # the same command: the profile reruns incomplete jobs
+    # a killed Snakemake leaves its lock on the folder: release it, then the same command (the profile reruns the
+    # jobs that were running)
+    unlock = _run(tmp_path / "killed", layer, env, "--unlock")
+    assert unlock.wait(timeout=120) == 0, unlock.stderr.read()[-3000:]
+    again = _run(tmp_path / "killed", layer, env)
     assert again.wait(timeout=600) == 0, again.stderr.read()[-3000:]
 
     results = {p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole/results").rglob("*") if p.is_file()}
