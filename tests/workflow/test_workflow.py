@@ -383,3 +383,5 @@ def test_no_key_material_or_master_secret_in_any_file_of_a_smoke_run(smoke_run, 
         for what, forms in needles.items():
             assert not any(form in content for form in forms), f"{what} found in {path.relative_to(smoke_run)}"
     assert searched > 200
+    print(f"\nsearched {searched} files of the smoke run for {len(needles)} secrets (the master secret and "
+          f"{len(needles) - 1} key arrays, {sum(map(len, needles.values()))} encodings): none found")
