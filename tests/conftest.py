@@ -21,18 +21,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     return [c for c in collected if not isinstance(c, DoctestModule)]
 
 
-# test modules whose tests share a session fixture that is dear to build: the smoke run of the whole DAG
-SMOKE_RUN_MODULES = {"tests/workflow/test_workflow.py", "tests/workflow/test_slurm.py"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group the tests for pytest-xdist's ``--dist loadgroup``: a module's tests run on one worker (its module
-    fixtures are built once), and the modules that read the smoke run share a worker (it runs once)."""
-    for item in items:
-        module = item.path.relative_to(REPO).as_posix() if item.path.is_relative_to(REPO) else str(item.path)
-        item.add_marker(pytest.mark.xdist_group("smoke-run" if module in SMOKE_RUN_MODULES else module))
-
-
 SHARED_ARCHIVE = REPO.parent / "shared/datasets/cifar-10-python.tar.gz"
 # starts the skip reason of every test that needed the archive and found none (the summary line counts them)
 MISSING_ARCHIVE = "no CIFAR-10 archive (cifar-10-python.tar.gz)"
