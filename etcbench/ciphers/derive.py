@@ -64,9 +64,14 @@ def hkdf_sha256(ikm: bytes, info: bytes = b"", length: int = 32, salt: bytes = b
 
 
 def setting_name(image_size: int | tuple[int, int], block_size: int) -> str:
-    """The setting's name in key contexts and result paths: ``s64-m16`` (``s64x48-m16`` for a non-square size)."""
+    """The setting's name in key contexts: the grid's :func:`etcbench.grid.setting_id` (``s64-m16``), also the name
+    in result paths; ``s64x48-m16`` for a non-square size, which grid settings never have."""
+    from ..grid import setting_id
+
     h, w = (image_size, image_size) if isinstance(image_size, int) else (int(image_size[0]), int(image_size[1]))
-    return f"s{h}-m{int(block_size)}" if h == w else f"s{h}x{w}-m{int(block_size)}"
+    if h == w:
+        return setting_id({"image_size": h, "block_size": int(block_size)})
+    return f"s{h}x{w}-m{int(block_size)}"
 
 
 @dataclass(frozen=True, repr=False)
