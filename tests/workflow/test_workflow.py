@@ -117,6 +117,25 @@ def test_key_per_seed_gives_every_training_seed_its_own_keys_test_sets_and_jpeg_
     assert "plain.seed" not in res.stdout
 
 
+def test_a_master_file_is_made_once_read_only_and_every_key_is_derived_from_it(tmp_path, cifar_archive):
+    """key_master_file: the master_secret rule makes it (0600, then read-only as a protected output), and the keys
+    (0600) record a file master with its fingerprint, the same for both of a scheme's keys, which differ."""
+    targets = ["results/keys/s32-m8/etc.json", "results/keys/s32-m8/etc.other.json"]
+    res = snakemake("--cores", "2", "--configfile", str(REPO / "config/smoke.yaml"), "--config",
+                    "key_master_file=results/keys/master.secret", "--directory", str(tmp_path), *targets,
+                    env={"ETCBENCH_CIFAR10_ARCHIVE": str(cifar_archive)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    master = tmp_path / "results/keys/master.secret"
+    assert master.stat().st_mode & 0o777 == 0o400 and master.stat().st_size == 32
+    own, other = (json.loads((tmp_path / t).read_text()) for t in targets)
+    assert own["master"]["source"] == other["master"]["source"] == "file"
+    assert own["master"]["fingerprint"] == other["master"]["fingerprint"] != ""
+    assert own["key_fingerprint"] != other["key_fingerprint"]
+    for key in (tmp_path / "results/keys/s32-m8").glob("*.key.npz"):
+        assert key.stat().st_mode & 0o777 == 0o600, key
+    assert master.read_bytes().hex() not in res.stdout + res.stderr
+
+
 def test_plane_subsampling_is_read_from_the_scheme_classes():
     from etcbench import ciphers, grid
 
