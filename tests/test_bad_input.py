@@ -1,5 +1,6 @@
 """Bad input to the stages, through the command line as a job runs them: one line naming the problem, a non-zero
-exit, and no output file. (Other cases live beside their stage: the README's list points to each.)"""
+exit, and no output file. (Other cases live in their stage's own tests: test_cli, test_config, data/test_cifar,
+ciphers/test_key_files.)"""
 
 from __future__ import annotations
 
