@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from . import ciphers
-from .ciphers.derive import KeyContext, MasterSecret, setting_name
+from .ciphers.derive import KeyContext, MasterSecret
 from .errors import EtcbenchError
+from .grid import setting_id
 from .io import load_npz, require_images, save_npz, write_json
 
 __all__ = ["encrypt_split", "make_key"]
@@ -36,7 +37,8 @@ def make_key(scheme_name: str, block_size: int, image_size: int, master: MasterS
     if not isinstance(master, MasterSecret):
         master = MasterSecret.from_key_seed(master)
     scheme = ciphers.create(scheme_name, block_size=block_size, **options)
-    context = KeyContext(setting_name(image_size, block_size), scheme_name, role, training_seed)
+    setting = setting_id({"image_size": image_size, "block_size": block_size})
+    context = KeyContext(setting, scheme_name, role, training_seed)
     key = scheme.generate_key(seed=master.seed_for(context), image_size=(image_size, image_size))
     ciphers.save_key(key, out)
     write_json(info, {"scheme": key.scheme, "block_size": key.block_size, "image_size": list(key.image_size),

@@ -46,8 +46,17 @@ def plane_subsampling(scheme: str) -> str | None:
 
 
 def setting_id(entry: Mapping[str, Any]) -> str:
-    """``s<image_size>-m<block_size>``: a grid setting's name in paths."""
-    return f"s{entry['image_size']}-m{entry['block_size']}"
+    """``s<image_size>-m<block_size>``: a grid setting's name in paths and in key contexts; an ``image_size`` may
+    also be a key's ``(height, width)``, named ``s64`` when square and ``s64x48`` when not (grid settings never are).
+
+    >>> setting_id({"image_size": (64, 48), "block_size": 16})
+    's64x48-m16'
+    """
+    size = entry["image_size"]
+    if not isinstance(size, int):
+        h, w = (int(n) for n in size)
+        size = h if h == w else f"{h}x{w}"
+    return f"s{size}-m{int(entry['block_size'])}"
 
 
 def check_grid(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

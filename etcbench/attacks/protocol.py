@@ -50,8 +50,9 @@ import numpy as np
 
 from .. import ciphers
 from ..ciphers.blocks import num_blocks
-from ..ciphers.derive import KeyContext, MasterSecret, setting_name
+from ..ciphers.derive import KeyContext, MasterSecret
 from ..errors import EtcbenchError
+from ..grid import setting_id
 from ..io import load_npz, require_images, save_npz, write_json
 from ..manifest import manifest
 from ..metrics import psnr_per_image, ssim_per_image
@@ -127,7 +128,7 @@ def attacker_key_seeds(master: MasterSecret | int, target: ciphers.Key, count: i
         raise EtcbenchError(f"the attacker needs at least one key, got attacker_keys={count}")
     if not isinstance(master, MasterSecret):
         master = MasterSecret.from_key_seed(master)
-    setting = setting_name(target.image_size, target.block_size)
+    setting = setting_id({"image_size": target.image_size, "block_size": target.block_size})
     return [master.seed_for(KeyContext(setting, target.scheme, f"attacker {i}")) for i in range(count)]
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from ..errors import EtcbenchError
 
 __all__ = ["MASTER_BYTES", "KeyContext", "MasterSecret", "derive_seed", "hkdf_sha256", "master_fingerprint",
-           "master_from_key_seed", "read_master_file", "setting_name"]
+           "master_from_key_seed", "read_master_file"]
 
 MASTER_BYTES = 32
 # the HKDF salt: fixes this application (and the version of its context encoding) as the domain of the keys
@@ -61,17 +61,6 @@ def hkdf_sha256(ikm: bytes, info: bytes = b"", length: int = 32, salt: bytes = b
         out += block
         counter += 1
     return out[:length]
-
-
-def setting_name(image_size: int | tuple[int, int], block_size: int) -> str:
-    """The setting's name in key contexts: the grid's :func:`etcbench.grid.setting_id` (``s64-m16``), also the name
-    in result paths; ``s64x48-m16`` for a non-square size, which grid settings never have."""
-    from ..grid import setting_id
-
-    h, w = (image_size, image_size) if isinstance(image_size, int) else (int(image_size[0]), int(image_size[1]))
-    if h == w:
-        return setting_id({"image_size": h, "block_size": int(block_size)})
-    return f"s{h}x{w}-m{int(block_size)}"
 
 
 @dataclass(frozen=True, repr=False)
@@ -115,7 +104,7 @@ class KeyContext:
     """What a key is for; its canonical bytes are HKDF's ``info``.
 
     Args:
-        setting: the grid setting (``s64-m16``: image size and block size).
+        setting: the grid setting (``s64-m16``, :func:`etcbench.grid.setting_id`: image size and block size).
         scheme: the scheme's registry name.
         role: ``defender`` (the key models are trained and tested with), ``other`` (a second key of the scheme,
             for the key-mismatch test) or ``attacker N`` (the attacker's own keys, N = 0, 1, ...).
