@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+import background_runs
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from offline_archive import MISSING_ARCHIVE, missing_archive_reason, shared_archive
 
 
 @pytest.hookimpl(wrapper=True)
@@ -19,28 +18,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
     collected = yield
     return [c for c in collected if not isinstance(c, DoctestModule)]
-
-
-SHARED_ARCHIVE = REPO.parent / "shared/datasets/cifar-10-python.tar.gz"
-# starts the skip reason of every test that needed the archive and found none (the summary line counts them)
-MISSING_ARCHIVE = "no CIFAR-10 archive (cifar-10-python.tar.gz)"
-
-
-def shared_archive() -> Path | None:
-    """$ETCBENCH_CIFAR10_ARCHIVE, else the offline CIFAR-10 copy beside the checkout."""
-    for candidate in (os.environ.get("ETCBENCH_CIFAR10_ARCHIVE"), SHARED_ARCHIVE):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
-
-
-def missing_archive_reason() -> str:
-    """Where the archive was looked for, and how to point the tests at one."""
-    env = os.environ.get("ETCBENCH_CIFAR10_ARCHIVE")
-    looked = f"$ETCBENCH_CIFAR10_ARCHIVE={env} is no file" if env else "$ETCBENCH_CIFAR10_ARCHIVE is not set"
-    return (f"{MISSING_ARCHIVE}: {looked} and {SHARED_ARCHIVE} does not exist; point the tests at one with "
-            "ETCBENCH_CIFAR10_ARCHIVE=/path/to/cifar-10-python.tar.gz, or put it at "
-            "../shared/datasets/cifar-10-python.tar.gz beside the checkout")
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +52,13 @@ def natural_images() -> np.ndarray:
         grid = img.reshape(img.shape[0] // 64, 64, img.shape[1] // 64, 64, 3).transpose(0, 2, 1, 3, 4)
         tiles.append(grid.reshape(-1, 64, 64, 3)[::5][:8])
     return np.ascontiguousarray(np.concatenate(tiles))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the slow runs the selected tests read (the smoke run, the SLURM run, the rehearsal) before the first test,
+    so that they run beside the others (``tests/background_runs.py``)."""
+    background_runs.start_needed(session)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    background_runs.stop_all()

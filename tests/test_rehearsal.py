@@ -4,13 +4,14 @@ training steps of its real recipe, is evaluated, and the report renders (about 5
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from background_runs import Run, register
+from background_runs import run as background_run
+from offline_archive import shared_archive
 
 from etcbench.config import resolve
 from etcbench.grid import train_cells
@@ -19,15 +20,27 @@ from etcbench.recipes import recipe_for
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Run | None:
+    """The README's rehearsal command (started early, beside the other tests: ``tests/background_runs.py``)."""
+    archive = shared_archive()
+    if archive is None:
+        return None
+    workdir = tmp_path_factory.mktemp("rehearsal")
+    return Run([sys.executable, "-m", "etcbench", "rehearse", "--configfile", "config/paper.yaml", "--workdir",
+                str(workdir)], REPO, tmp_path_factory.mktemp("rehearsal-log") / "rehearse.log", workdir,
+               {"ETCBENCH_CIFAR10_ARCHIVE": str(archive), "HF_HUB_OFFLINE": "1"}, timeout=1500)
+
+
+register("paper_rehearsal", _rehearsal)
+
+
 @pytest.fixture(scope="module")
 def paper_rehearsal(tmp_path_factory, cifar_archive):
-    """The README's rehearsal command, run once (the module's tests read its files)."""
-    workdir = tmp_path_factory.mktemp("rehearsal")
-    res = subprocess.run([sys.executable, "-m", "etcbench", "rehearse", "--configfile", "config/paper.yaml",
-                          "--workdir", str(workdir)], cwd=REPO, capture_output=True, text=True, timeout=1200,
-                         env={**os.environ, "ETCBENCH_CIFAR10_ARCHIVE": str(cifar_archive), "HF_HUB_OFFLINE": "1"})
-    assert res.returncode == 0, res.stderr[-3000:]
-    return workdir, json.loads((workdir / "rehearsal.json").read_text()), res.stdout
+    """The rehearsal's folder, its ``rehearsal.json`` and its output (the module's tests read its files)."""
+    run = background_run("paper_rehearsal", tmp_path_factory)
+    res = run.wait()
+    assert res.returncode == 0, res.stdout[-3000:]
+    return run.workdir, json.loads((run.workdir / "rehearsal.json").read_text()), res.stdout
 
 
 def test_every_cell_of_the_paper_grid_is_rehearsed_once(paper_rehearsal):

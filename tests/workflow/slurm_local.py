@@ -90,6 +90,8 @@ class LocalSlurm:
         self.started_munge = False
         self._saved_conf: Path | None = None
         self._linked = False
+        # what Debian's config path pointed to before this cluster linked its own (None: nothing was there)
+        self.conf_before = DEFAULT_CONF.resolve() if DEFAULT_CONF.exists() else None
 
     # -- configuration ----------------------------------------------------------------------------------------------
     def _write_conf(self) -> None:
@@ -155,7 +157,8 @@ class LocalSlurm:
                            f"logs in {self.root / 'log'}")
 
     def stop(self) -> None:
-        """Cancel this cluster's jobs, wait for the queue to empty, then stop the daemons this object started."""
+        """Cancel this cluster's jobs, wait for the queue to empty, then stop the daemons this object started and
+        restore Debian's config path; a second call does nothing."""
         try:
             if _pid(self.root / "slurmctld.pid") is not None:
                 _run("scancel", "--partition", self.partition, check=False)
@@ -170,10 +173,12 @@ class LocalSlurm:
             _stop(self.root / "slurmctld.pid")
             if self.started_munge:
                 _stop(MUNGE_PID)
+                self.started_munge = False
             if self._linked and DEFAULT_CONF.is_symlink():
                 DEFAULT_CONF.unlink()
                 if self._saved_conf is not None:
                     self._saved_conf.rename(DEFAULT_CONF)
+            self._linked = False
 
     def job_state(self, job_id: str) -> str:
         """The job's state as ``scontrol`` reports it (finished jobs stay for ``MinJobAge`` seconds)."""

@@ -10,8 +10,11 @@ time nothing finished), so every wave of jobs costs half a minute or more on a 2
 Test-only overrides, applied to a copy of the real profile: the cluster's partition, ``squeue`` as the status
 command (there is no accounting database for ``sacct``), no GPU (the node has none), small requests on a node
 oversubscribed to ``SLOTS`` job slots, and the smoke profile's one thread per job (so that both runs compute the
-same numbers). Snakemake runs under ``timeout -k``; the daemons are stopped by their PIDs when the test ends,
-whether it passes or fails.
+same numbers). Snakemake runs under ``timeout -k``; the daemons are stopped by their PIDs when the module's tests
+end, whether they pass or fail, and again when the session ends.
+
+The cluster and the SLURM run start as soon as collection has selected the test, and run beside the other tests
+(``tests/background_runs.py``): most of the run's time is the executor's polling, not computing.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from slurm_local import LocalSlurm, unavailable_reason
-from test_workflow import REPO, job_counts, snakemake
+from background_runs import Run, on_session_end, register
+from background_runs import run as background_run
+from offline_archive import shared_archive
+from slurm_local import DEFAULT_CONF, LocalSlurm, _pid, unavailable_reason
+from test_workflow import REPO, SNAKEMAKE, job_counts, snakemake
 
 # columns that measure time, not results
 TIMING = {"seconds"}
@@ -40,17 +46,70 @@ CELL = ["dataset", "image_size", "block_size", "model", "scheme", "jpeg_quality"
 SLOTS = 8
 
 
+# seconds for the SLURM run of the slice: about 6 minutes alone on 2 cores, longer beside the other tests
+RUN_TIMEOUT = 1200
+# the session's cluster: ("ok", LocalSlurm), ("skip", why) or ("fail", why)
+_CLUSTER: dict[str, tuple[str, LocalSlurm | str]] = {}
+
+
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, LocalSlurm | str]:
+    """The session's one-node cluster, started on first use and stopped when the session ends at the latest."""
+    if "cluster" not in _CLUSTER:
+        reason = unavailable_reason()
+        if reason:
+            _CLUSTER["cluster"] = ("skip", reason)
+        else:
+            cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"), cpus=SLOTS)
+            on_session_end(cluster.stop)
+            try:
+                cluster.start()
+                _CLUSTER["cluster"] = ("ok", cluster)
+            except Exception as exc:  # reported by the tests that need the cluster, not by the collection
+                cluster.stop()
+                _CLUSTER["cluster"] = ("fail", f"the local SLURM cluster did not start: {exc}")
+    return _CLUSTER["cluster"]
+
+
 @pytest.fixture(scope="module")
 def slurm_cluster(tmp_path_factory):
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"), cpus=SLOTS)
+    status, cluster = shared_cluster(tmp_path_factory)
+    if status == "skip":
+        pytest.skip(cluster)
+    if status == "fail":
+        pytest.fail(cluster)
     try:
-        cluster.start()
         yield cluster
     finally:
         cluster.stop()
+
+
+def slurm_command(tmp_path: Path) -> list[str]:
+    """Snakemake's arguments for the slice through the test copy of the slurm profile, files under ``tmp_path``."""
+    profile = tmp_path / "slurm-test-profile"
+    if not profile.exists():
+        profile_for_this_cluster(tmp_path)
+        (tmp_path / "slice.yaml").write_text(yaml.safe_dump(SLICE, sort_keys=False))
+    return ["--profile", str(profile), "--configfile", str(REPO / "config/smoke.yaml"), str(tmp_path / "slice.yaml"),
+            "--directory", str(tmp_path / "run")]
+
+
+def _slurm_smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Run | None:
+    archive = shared_archive()
+    if archive is None or shared_cluster(tmp_path_factory)[0] != "ok":
+        return None
+    tmp = tmp_path_factory.mktemp("slurm-run")
+    cmd = ["timeout", "-k", "10", str(RUN_TIMEOUT), *SNAKEMAKE, *slurm_command(tmp)]
+    return Run(cmd, REPO, tmp / "snakemake.log", tmp, {"ETCBENCH_CIFAR10_ARCHIVE": str(archive)}, RUN_TIMEOUT + 30)
+
+
+register("slurm_smoke_run", _slurm_smoke_run)
+
+
+@pytest.fixture(scope="module")
+def slurm_smoke_run(tmp_path_factory, slurm_cluster, cifar_archive) -> tuple[Path, subprocess.CompletedProcess]:
+    """The slice's folder (its run in ``run/``) and the finished Snakemake process (output in ``stdout``)."""
+    run = background_run("slurm_smoke_run", tmp_path_factory)
+    return run.workdir, run.wait()
 
 
 def profile_for_this_cluster(tmp_path: Path, partition: str = "debug") -> Path:
@@ -77,42 +136,16 @@ def _table(run_dir: Path, name: str) -> pd.DataFrame:
     return df.drop(columns=[c for c in df.columns if c in TIMING])
 
 
-def test_no_daemon_is_left_running_after_teardown(tmp_path):
-    """Start and stop a cluster: its slurmctld and slurmd are gone, and Debian's config path is restored."""
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    from slurm_local import DEFAULT_CONF, _pid
-
-    before = DEFAULT_CONF.resolve() if DEFAULT_CONF.exists() else None
-    cluster = LocalSlurm(tmp_path / "cluster")
-    try:
-        cluster.start()
-        assert _pid(cluster.root / "slurmctld.pid") and _pid(cluster.root / "slurmd.pid")
-        job = subprocess.run(["sbatch", "--parsable", "-p", "debug", "--wrap", "sleep 60"], capture_output=True,
-                             text=True, timeout=30)
-        assert job.returncode == 0, job.stderr
-    finally:
-        cluster.stop()
-    assert _pid(cluster.root / "slurmctld.pid") is None and _pid(cluster.root / "slurmd.pid") is None
-    assert (DEFAULT_CONF.resolve() if DEFAULT_CONF.exists() else None) == before
-
-
 @pytest.mark.workflow
-def test_smoke_config_through_the_slurm_profile(slurm_cluster, smoke_run, cifar_archive, tmp_path):
-    profile = profile_for_this_cluster(tmp_path)
-    run_dir = tmp_path / "run"
-    (tmp_path / "slice.yaml").write_text(yaml.safe_dump(SLICE, sort_keys=False))
-    common = ["--profile", str(profile), "--configfile", str(REPO / "config/smoke.yaml"), str(tmp_path / "slice.yaml"),
-              "--directory", str(run_dir)]
-    env = {"ETCBENCH_CIFAR10_ARCHIVE": str(cifar_archive)}
-    dry = snakemake("-n", *common, env=env)
+def test_smoke_config_through_the_slurm_profile(slurm_cluster, slurm_smoke_run, smoke_run, cifar_archive, tmp_path):
+    tmp, res = slurm_smoke_run
+    run_dir = tmp / "run"
+    log = res.stdout
+    assert res.returncode == 0, log[-5000:]
+    # the jobs the slice has, from a dry run of the same command in a fresh folder
+    dry = snakemake("-n", *slurm_command(tmp_path), env={"ETCBENCH_CIFAR10_ARCHIVE": str(cifar_archive)})
     assert dry.returncode == 0, dry.stderr[-3000:]
     expected = job_counts(dry.stdout)
-
-    res = snakemake(*common, timeout=600, env=env)
-    log = res.stdout + res.stderr
-    assert res.returncode == 0, log[-5000:]
 
     # every job but the local target rule went through sbatch, and SLURM ran each to completion
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", log)
@@ -139,3 +172,15 @@ def test_smoke_config_through_the_slurm_profile(slurm_cluster, smoke_run, cifar_
     # slice's rows are not the smoke run's: present, not compared
     for name in ("comparison", "schemes"):
         assert all((run_dir / "results/report" / f"{name}.{ext}").stat().st_size > 0 for ext in ("csv", "md", "tex"))
+
+
+def test_the_cluster_stops_and_leaves_no_daemon_running(slurm_cluster):
+    """Stopping the cluster (after the SLURM run, with a job still running) cancels the job, ends its slurmctld and
+    slurmd, and restores Debian's config path."""
+    assert _pid(slurm_cluster.root / "slurmctld.pid") and _pid(slurm_cluster.root / "slurmd.pid")
+    job = subprocess.run(["sbatch", "--parsable", "-p", slurm_cluster.partition, "--wrap", "sleep 60"],
+                         capture_output=True, text=True, timeout=30)
+    assert job.returncode == 0, job.stderr
+    slurm_cluster.stop()
+    assert _pid(slurm_cluster.root / "slurmctld.pid") is None and _pid(slurm_cluster.root / "slurmd.pid") is None
+    assert (DEFAULT_CONF.resolve() if DEFAULT_CONF.exists() else None) == slurm_cluster.conf_before
