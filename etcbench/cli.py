@@ -225,6 +225,19 @@ def cmd_report(a: argparse.Namespace) -> None:
                  keys=[Path(p) for p in a.keys])
 
 
+def cmd_bench(a: argparse.Namespace) -> None:
+    _set_threads(a.threads)
+    from .bench import machine_facts, markdown, run_bench
+
+    rows = run_bench(Path(a.out_dir), a.sections, schemes=a.schemes, batch=a.batch, image_size=a.image_size,
+                     block_size=a.block_size, rounds=a.rounds, jpeg_batch=a.jpeg_batch, quality=a.quality,
+                     subsampling=a.subsampling, stages=a.stages, models=a.models, train_schemes=a.train_schemes,
+                     model_options=a.model_options, train_image_size=a.train_image_size,
+                     train_block_size=a.train_block_size, train_size=a.train_size, train_batch=a.train_batch,
+                     train_rounds=a.train_rounds, archive=a.archive, device=a.device)
+    print(markdown(rows, machine_facts(a.device)), end="")
+
+
 def cmd_rehearse(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
     from .rehearsal import card_table, rehearse
@@ -380,6 +393,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep each cell's model.pt (340 MB per ViT-B cell)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=None)
+
+    s = stage("bench", cmd_bench, "Time every hot stage against its reference (a copy, a torch clone, a per-block "
+                                  "loop, bare encoder calls, plain training) in interleaved rounds; write "
+                                  "bench.json and bench.md.")
+    s.add_argument("--sections", nargs="+", default=["ciphers", "jpeg", "startup"],
+                   choices=["ciphers", "jpeg", "startup", "training"], metavar="SECTION",
+                   help="of %(choices)s (training needs the CIFAR-10 archive and --models)")
+    s.add_argument("--schemes", nargs="+", choices=SCHEMES, metavar="SCHEME",
+                   help="schemes to time (default: every scheme but plain)")
+    s.add_argument("--batch", type=int, default=256, help="images per cipher call")
+    s.add_argument("--image-size", type=int, default=224, help="cipher and JPEG image side")
+    s.add_argument("--block-size", type=int, default=16)
+    s.add_argument("--rounds", type=int, default=7, help="interleaved rounds per item (the median is reported)")
+    s.add_argument("--jpeg-batch", type=int, default=256, help="images per JPEG round trip")
+    s.add_argument("--quality", type=int, default=75)
+    s.add_argument("--subsampling", choices=["444", "420"], default="444")
+    s.add_argument("--stages", nargs="+", metavar="STAGE", help="stages whose start-up is timed (default: every "
+                                                                "stage the workflow runs)")
+    s.add_argument("--models", nargs="+", choices=MODELS, metavar="MODEL", default=[],
+                   help="models whose training samples/s are compared, plain vs --train-schemes")
+    s.add_argument("--train-schemes", nargs="+", choices=SCHEMES, metavar="SCHEME", default=["etc"])
+    s.add_argument("--model-options", type=_json_arg, default={},
+                   help="JSON per model, replacing its defaults whole, e.g. '{\"vit\": {\"arch\": "
+                        "\"vit_tiny_patch16_224\"}}'")
+    s.add_argument("--train-image-size", type=int, default=32)
+    s.add_argument("--train-block-size", type=int, default=8)
+    s.add_argument("--train-size", type=int, default=512, help="training images: one epoch per cell and round")
+    s.add_argument("--train-batch", type=int, default=64)
+    s.add_argument("--train-rounds", type=int, default=2)
+    s.add_argument("--archive", help="local cifar-10-python.tar.gz (default: $ETCBENCH_CIFAR10_ARCHIVE, else download)")
+    s.add_argument("--device", default="cpu", help="training device")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--out-dir", default="results/bench")
 
     s = stage("report", cmd_report, "Tables (CSV, Markdown, LaTeX) and figures (PNG, PDF) from the result records.")
     s.add_argument("--accuracy", nargs="+", required=True, help="records from 'evaluate'")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# One thread per process, for this one and every process the tests start (set before anything imports torch): the
+# slow runs of tests/background_runs.py share the cores with the other tests, and OpenMP threads waiting for a
+# descheduled sibling spin, which made a session with two threads per process slower than a serial one.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import background_runs
 import numpy as np
