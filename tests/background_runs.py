@@ -102,6 +102,11 @@ def run(fixture: str, tmp_path_factory: pytest.TempPathFactory) -> Run | None:
     return _RUNS[fixture]
 
 
+def all_finished() -> bool:
+    """Whether every run started so far has ended (True when none was started)."""
+    return all(r is None or r.proc is None or r.proc.poll() is not None for r in _RUNS.values())
+
+
 def stop_all() -> None:
     try:
         for started in _RUNS.values():

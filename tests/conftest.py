@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-# One thread per process, for this one and every process the tests start (set before anything imports torch): the
-# slow runs of tests/background_runs.py share the cores with the other tests, and OpenMP threads waiting for a
-# descheduled sibling spin, which made a session with two threads per process slower than a serial one.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# One thread per process, for this one and every process the tests start (set before anything imports torch), while
+# the slow runs of tests/background_runs.py share the cores with the other tests: OpenMP threads waiting for a
+# descheduled sibling spin, which made a session with two threads per process slower than a serial one. Once those
+# runs have ended, the next test starts with the usual threads again (pytest_runtest_setup), unless the user set
+# OMP_NUM_THREADS.
+_ONE_THREAD_WHILE_RUNS = "OMP_NUM_THREADS" not in os.environ
+if _ONE_THREAD_WHILE_RUNS:
+    os.environ["OMP_NUM_THREADS"] = "1"
 
-import background_runs
-import numpy as np
-import pytest
-from offline_archive import MISSING_ARCHIVE, missing_archive_reason, shared_archive
+import background_runs  # noqa: E402 (after OMP_NUM_THREADS is set)
+import numpy as np  # noqa: E402 (after OMP_NUM_THREADS is set)
+import pytest  # noqa: E402 (after OMP_NUM_THREADS is set)
+from offline_archive import MISSING_ARCHIVE, missing_archive_reason, shared_archive  # noqa: E402 (after OMP_NUM_THREADS is set)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -64,6 +69,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the slow runs the selected tests read (the smoke run, the SLURM run, the rehearsal) before the first test,
     so that they run beside the others (``tests/background_runs.py``)."""
     background_runs.start_needed(session)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Between tests (never within one, so the runs a test compares share their threads): all threads back once the
+    background runs have ended."""
+    global _ONE_THREAD_WHILE_RUNS
+    if _ONE_THREAD_WHILE_RUNS and background_runs.all_finished():
+        _ONE_THREAD_WHILE_RUNS = False
+        del os.environ["OMP_NUM_THREADS"]
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(len(os.sched_getaffinity(0)))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -78,3 +78,13 @@ def test_the_python_example_runs_and_writes_a_private_key(tmp_path):
         os.umask(old)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "etc.key.npz").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("command", find("etcbench "), ids=lambda c: c.text[:70])
+def test_etcbench_commands_parse_as_printed(command):
+    """Every ``etcbench`` command the README prints is accepted by the CLI's parser as printed (the rehearsal runs
+    in tests/test_rehearsal.py, the bench on small sizes in tests/test_bench.py: their full runs take minutes)."""
+    from etcbench.cli import build_parser
+
+    args = build_parser().parse_args(shlex.split(command.text, comments=True)[1:])
+    assert callable(args.func), command.text
