@@ -304,7 +304,7 @@ def training_rows(models: Sequence[str], schemes: Sequence[str], model_options: 
         speed = {s: [next(r["samples_per_s"] for r in rnd if r["model"] == model and r["scheme"] == s)
                      for rnd in per_round] for s in cells}
         for scheme in cells[1:]:
-            # samples/s: the "time" of one sample is 1 / speed, so the time ratio plain/scheme is speed ratio
+            # seconds per sample (1 / samples/s) as the times, so the speed-up is scheme samples/s over plain's
             row = _row("training", f"{model} on {scheme}", [1 / v for v in speed[scheme]], f"{model} on plain",
                        [1 / v for v in speed["plain"]], "plain", speedup=True, model=model, scheme=scheme,
                        image_size=image_size, block_size=block_size, batch=batch_size, device=device)
