@@ -23,7 +23,6 @@ Results go to ``<out-dir>/bench.json`` (the rows and the machine) and ``bench.md
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import platform
@@ -65,17 +64,21 @@ def interleaved(timers: dict[str, Callable[[], Any]], rounds: int) -> dict[str, 
     return times
 
 
-def _row(section: str, item: str, times: list[float], ref_name: str, ref: list[float], kind: str,
+def _row(section: str, item: str, times: list[float], ref_name: str, ref: list[float], kind: str | None,
          speedup: bool = False, **facts: Any) -> dict[str, Any]:
     """One result: the item's median seconds and the median (min, max) of its per-round ratio to the reference
-    (reference / item when ``speedup``, so that higher is faster)."""
+    (reference / item when ``speedup``, so that higher is faster), judged against ``TARGETS[kind]`` (no target when
+    ``kind`` is None)."""
     ratios = [(r / t if speedup else t / r) for t, r in zip(times, ref)]
-    op, target = TARGETS[kind]
     ratio = statistics.median(ratios)
+    target, meets = "", None
+    if kind is not None:
+        op, bound = TARGETS[kind]
+        target, meets = f"{op} {bound:g}", bool(ratio <= bound if op == "<=" else ratio >= bound)
     return {"section": section, "item": item, "reference": ref_name, "seconds": statistics.median(times),
             "reference_seconds": statistics.median(ref), "ratio": ratio, "ratio_min": min(ratios),
-            "ratio_max": max(ratios), "ratio_is": "speed-up" if speedup else "time ratio", "target": f"{op} {target:g}",
-            "meets_target": bool(ratio <= target if op == "<=" else ratio >= target), "rounds": len(times), **facts}
+            "ratio_max": max(ratios), "ratio_is": "speed-up" if speedup else "time ratio", "target": target,
+            "meets_target": meets, "rounds": len(times), **facts}
 
 
 # images -----------------------------------------------------------------------------------------------------------
@@ -153,9 +156,10 @@ def cipher_rows(schemes: Sequence[str], x: np.ndarray, block_size: int, rounds: 
     for name in schemes:
         scheme = ciphers.create(name, block_size=block_size)
         key = scheme.generate_key(seed=key_seed, image_size=x.shape[1:3])
-        rows += _numpy_cipher_rows(scheme, key, x, rounds)
+        y = scheme.encrypt(x, key)  # warm-up: builds and caches the plan
+        rows += _numpy_cipher_rows(scheme, key, x, y, rounds)
         for device in torch_devices:
-            rows += _torch_cipher_rows(scheme, key, x, rounds, device)
+            rows += _torch_cipher_rows(scheme, key, x, y, rounds, device)
         log.info("bench ciphers: %s done", name)
     return rows
 
@@ -164,8 +168,8 @@ def _facts(scheme: ciphers.Scheme, x: np.ndarray) -> dict[str, Any]:
     return {"scheme": scheme.name, "batch": x.shape[0], "image_size": x.shape[1], "block_size": scheme.block_size}
 
 
-def _numpy_cipher_rows(scheme: ciphers.Scheme, key: ciphers.Key, x: np.ndarray, rounds: int) -> list[dict[str, Any]]:
-    y = scheme.encrypt(x, key)  # warm-up: builds and caches the plan
+def _numpy_cipher_rows(scheme: ciphers.Scheme, key: ciphers.Key, x: np.ndarray, y: np.ndarray,
+                       rounds: int) -> list[dict[str, Any]]:
     back = scheme.decrypt(y, key)
     if not (np.array_equal(loop_reference(scheme, key, x), y)
             and np.array_equal(loop_reference(scheme, key, y, inverse=True), back)):
@@ -183,11 +187,10 @@ def _numpy_cipher_rows(scheme: ciphers.Scheme, key: ciphers.Key, x: np.ndarray, 
     return rows
 
 
-def _torch_cipher_rows(scheme: ciphers.Scheme, key: ciphers.Key, x: np.ndarray, rounds: int,
+def _torch_cipher_rows(scheme: ciphers.Scheme, key: ciphers.Key, x: np.ndarray, y: np.ndarray, rounds: int,
                        device: str) -> list[dict[str, Any]]:
     import torch
 
-    y = scheme.encrypt(x, key)
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(device)
     yt = torch.from_numpy(y).permute(0, 3, 1, 2).contiguous().to(device)
     if not torch.equal(scheme.encrypt(xt, key).cpu(), yt.cpu()):
@@ -202,16 +205,11 @@ def _torch_cipher_rows(scheme: ciphers.Scheme, key: ciphers.Key, x: np.ndarray, 
 
 # JPEG -------------------------------------------------------------------------------------------------------------
 def _bare_roundtrip(x: np.ndarray, quality: int, subsampling: str) -> None:
-    from PIL import Image
-
-    from .jpeg import SUBSAMPLING
+    """One encoder and one decoder call per image, serially: what the stage parallelises and post-processes."""
+    from .jpeg import decode_one, encode_one
 
     for img in x:
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="JPEG", quality=quality, subsampling=SUBSAMPLING[subsampling])
-        buf.seek(0)
-        with Image.open(buf) as im:
-            np.asarray(im.convert("RGB"))
+        decode_one(encode_one(img, quality, subsampling))
 
 
 def jpeg_rows(x: np.ndarray, quality: int, subsampling: str, rounds: int) -> list[dict[str, Any]]:
@@ -280,10 +278,10 @@ def startup_rows(stages: Sequence[str], rounds: int) -> list[dict[str, Any]]:
         timers.update({stage: probe(stage) for stage in stages})
         times = interleaved(timers, rounds)
     for stage in stages:
-        row = _row("startup", f"etcbench {stage}", times[stage], "python -c pass", times["python"], "copy")
-        torch_free = stage in TORCH_FREE
-        row.update(target="no torch" if torch_free else "", imports_torch=imports_torch[stage],
-                   meets_target=(not imports_torch[stage]) if torch_free else None)
+        row = _row("startup", f"etcbench {stage}", times[stage], "python -c pass", times["python"], None,
+                   imports_torch=imports_torch[stage])
+        if stage in TORCH_FREE:
+            row.update(target="no torch", meets_target=not imports_torch[stage])
         rows.append(row)
     return rows
 
@@ -297,12 +295,11 @@ def training_rows(models: Sequence[str], schemes: Sequence[str], model_options: 
     from .gpu_check import train_rows
 
     cells = ["plain", *[s for s in schemes if s != "plain"]]
-    per_round = [train_rows(models, cells, model_options, image_size, block_size, archive, train_size, batch_size,
-                            device) for _ in range(rounds)]
+    trained = train_rows(models, cells, model_options, image_size, block_size, archive, train_size, batch_size,
+                         device, rounds=rounds)
     rows = []
     for model in models:
-        speed = {s: [next(r["samples_per_s"] for r in rnd if r["model"] == model and r["scheme"] == s)
-                     for rnd in per_round] for s in cells}
+        speed = {s: [r["samples_per_s"] for r in trained if r["model"] == model and r["scheme"] == s] for s in cells}
         for scheme in cells[1:]:
             # seconds per sample (1 / samples/s) as the times, so the speed-up is scheme samples/s over plain's
             row = _row("training", f"{model} on {scheme}", [1 / v for v in speed[scheme]], f"{model} on plain",
@@ -336,7 +333,7 @@ def markdown(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def machine_facts(device: str) -> dict[str, Any]:
+def machine_facts() -> dict[str, Any]:
     import torch
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
@@ -361,6 +358,8 @@ def run_bench(out_dir: Path, sections: Sequence[str] = SECTIONS, *, schemes: Seq
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise EtcbenchError(f"unknown bench section(s) {unknown}; choose from {list(SECTIONS)}")
+    if "training" in sections and not models:
+        raise EtcbenchError("the training section needs --models")
     devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
     rows: list[dict[str, Any]] = []
     if "ciphers" in sections:
@@ -371,11 +370,9 @@ def run_bench(out_dir: Path, sections: Sequence[str] = SECTIONS, *, schemes: Seq
     if "startup" in sections:
         rows += startup_rows(list(stages) if stages else list(STAGE_ARGS), rounds)
     if "training" in sections:
-        if not models:
-            raise EtcbenchError("bench training needs --models")
         rows += training_rows(models, train_schemes or ["etc"], model_options or {}, train_image_size,
                               train_block_size, archive, train_size, train_batch, train_rounds, device)
-    machine = machine_facts(device)
+    machine = machine_facts()
     out_dir = Path(out_dir)
     write_json(out_dir / "bench.json", {"machine": machine, "rows": rows})
     with atomic_write(out_dir / "bench.md", binary=False) as fh:

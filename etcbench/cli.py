@@ -227,15 +227,16 @@ def cmd_report(a: argparse.Namespace) -> None:
 
 def cmd_bench(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
-    from .bench import machine_facts, markdown, run_bench
+    from .bench import run_bench
 
-    rows = run_bench(Path(a.out_dir), a.sections, schemes=a.schemes, batch=a.batch, image_size=a.image_size,
-                     block_size=a.block_size, rounds=a.rounds, jpeg_batch=a.jpeg_batch, quality=a.quality,
-                     subsampling=a.subsampling, stages=a.stages, models=a.models, train_schemes=a.train_schemes,
-                     model_options=a.model_options, train_image_size=a.train_image_size,
-                     train_block_size=a.train_block_size, train_size=a.train_size, train_batch=a.train_batch,
-                     train_rounds=a.train_rounds, archive=a.archive, device=a.device)
-    print(markdown(rows, machine_facts(a.device)), end="")
+    out_dir = Path(a.out_dir)
+    run_bench(out_dir, a.sections, schemes=a.schemes, batch=a.batch, image_size=a.image_size,
+              block_size=a.block_size, rounds=a.rounds, jpeg_batch=a.jpeg_batch, quality=a.quality,
+              subsampling=a.subsampling, stages=a.stages, models=a.models, train_schemes=a.train_schemes,
+              model_options=a.model_options, train_image_size=a.train_image_size, train_block_size=a.train_block_size,
+              train_size=a.train_size, train_batch=a.train_batch, train_rounds=a.train_rounds, archive=a.archive,
+              device=a.device)
+    print((out_dir / "bench.md").read_text(), end="")
 
 
 def cmd_rehearse(a: argparse.Namespace) -> None:

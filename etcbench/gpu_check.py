@@ -32,7 +32,7 @@ from .errors import EtcbenchError
 from .io import json_object
 from .models import available as available_models
 
-__all__ = ["main", "timm_train_throughput", "train_rows"]
+__all__ = ["main", "options_for", "timm_train_throughput", "train_rows"]
 
 log = logging.getLogger("etcbench.gpu_check")
 
@@ -76,19 +76,25 @@ def timm_train_throughput(model_name: str, options: dict[str, Any], image_size: 
     return steps * batch_size / (time.perf_counter() - start)
 
 
+def options_for(models: Sequence[str], model_options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each model's options: its entry of ``model_options``, replacing its :data:`DEFAULT_OPTIONS` whole (as config
+    layers do), never merged with them."""
+    return {m: model_options.get(m, DEFAULT_OPTIONS.get(m, {})) for m in models}
+
+
 def train_rows(models: Sequence[str], schemes: Sequence[str], model_options: dict[str, dict[str, Any]],
                image_size: int, block_size: int, archive: str | None, train_size: int, batch_size: int,
                device: Any, *, val_size: int = 64, test_size: int = 64, epochs: int = 1, lr: float = 5e-4,
-               key_seed: int = 20220413) -> list[dict[str, Any]]:
+               key_seed: int = 20220413, rounds: int = 1) -> list[dict[str, Any]]:
     """Train every model on every scheme through the suite's stage functions in a scratch folder: top-1 on the
-    encrypted test set, samples/s and seconds of training, parameters. A model's options replace its
-    :data:`DEFAULT_OPTIONS` whole (as config layers do), never merge with them."""
+    encrypted test set, samples/s and seconds of training, parameters. The data, keys and test sets are made once;
+    with ``rounds`` > 1 every cell is trained again in each round (cells interleaved), one row per cell and round."""
     from .data import cifar
     from .encryption import encrypt_split, make_key
     from .recipes import Recipe
     from .train import train_model
 
-    options = {m: model_options.get(m, DEFAULT_OPTIONS.get(m, {})) for m in models}
+    options = options_for(models, model_options)
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=0.1 * epochs,
                     eval_batch_size=max(batch_size, 256))
     rows = []
@@ -98,19 +104,21 @@ def train_rows(models: Sequence[str], schemes: Sequence[str], model_options: dic
         cifar.prepare(cifar.resolve_archive(archive, work / "download"), data, work / "data.json", train_size,
                       val_size, test_size, 0)
         for scheme in schemes:
-            key, test = work / f"{scheme}.key.npz", work / f"{scheme}.test.npz"
-            make_key(scheme, block_size, image_size, key_seed, {}, key, work / f"{scheme}.json")
-            encrypt_split(data, key, test)
-            for model in models:
-                result = train_model(data_path=data, key_path=key, test_path=test, model_name=model,
-                                     model_options=options[model], recipe=recipe, seed=0, interpolation="bicubic",
-                                     out_model=work / f"{model}-{scheme}.pt",
-                                     out_metrics=work / f"{model}-{scheme}.json", state_dir=work / f"{model}-{scheme}",
-                                     device=str(device), progress=False)
-                rows.append({"model": model, "scheme": scheme, "top1": result["record"]["top1"],
-                             "samples_per_s": result["train"]["samples_per_s"],
-                             "train_seconds": result["train"]["train_seconds"],
-                             "parameters": result["train"]["parameters"]})
+            make_key(scheme, block_size, image_size, key_seed, {}, work / f"{scheme}.key.npz", work / f"{scheme}.json")
+            encrypt_split(data, work / f"{scheme}.key.npz", work / f"{scheme}.test.npz")
+        for round_ in range(rounds):
+            for scheme in schemes:
+                for model in models:
+                    result = train_model(
+                        data_path=data, key_path=work / f"{scheme}.key.npz", test_path=work / f"{scheme}.test.npz",
+                        model_name=model, model_options=options[model], recipe=recipe, seed=0,
+                        interpolation="bicubic", out_model=work / f"{model}-{scheme}.pt",
+                        out_metrics=work / f"{model}-{scheme}.json", state_dir=work / f"{model}-{scheme}",
+                        device=str(device), progress=False)
+                    rows.append({"model": model, "scheme": scheme, "round": round_, "top1": result["record"]["top1"],
+                                 "samples_per_s": result["train"]["samples_per_s"],
+                                 "train_seconds": result["train"]["train_seconds"],
+                                 "parameters": result["train"]["parameters"]})
     return rows
 
 
@@ -118,7 +126,7 @@ def run(a: argparse.Namespace, dev: Any) -> list[dict[str, Any]]:
     rows = train_rows(a.models, a.schemes, a.model_options, a.image_size, a.block_size, a.archive, a.train_size,
                       a.batch_size, dev, val_size=a.val_size, test_size=a.test_size, epochs=a.epochs, lr=a.lr,
                       key_seed=a.key_seed)
-    options = {m: a.model_options.get(m, DEFAULT_OPTIONS.get(m, {})) for m in a.models}
+    options = options_for(a.models, a.model_options)
     for model in a.models:  # the reference, once per model (the scheme does not change the network)
         ref = timm_train_throughput(model, options[model], a.image_size, a.block_size, a.batch_size, dev)
         for row in rows:

@@ -21,8 +21,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, JpegImagePlugin, features
 
-__all__ = ["SUBSAMPLING", "encode", "decode", "roundtrip", "bits_per_pixel", "split_header_payload",
-           "payload_size", "read_subsampling", "libjpeg_version"]
+__all__ = ["SUBSAMPLING", "encode", "encode_one", "decode", "decode_one", "roundtrip", "bits_per_pixel",
+           "split_header_payload", "payload_size", "read_subsampling", "libjpeg_version"]
 
 Subsampling = Literal["444", "420"]
 # Pillow's subsampling codes
@@ -38,7 +38,8 @@ def check_settings(quality: int, subsampling: str) -> None:
         raise ValueError(f"unknown chroma subsampling {subsampling!r}; use one of {sorted(SUBSAMPLING)}")
 
 
-def _encode_one(img: np.ndarray, quality: int, subsampling: str) -> bytes:
+def encode_one(img: np.ndarray, quality: int, subsampling: str) -> bytes:
+    """One ``(H, W, 3)`` or ``(H, W, 1)`` uint8 image as a JPEG file (one Pillow/libjpeg-turbo encoder call)."""
     buf = io.BytesIO()
     if img.shape[-1] == 1:
         Image.fromarray(img[..., 0], mode="L").save(buf, format="JPEG", quality=int(quality), optimize=False)
@@ -48,7 +49,8 @@ def _encode_one(img: np.ndarray, quality: int, subsampling: str) -> bytes:
     return buf.getvalue()
 
 
-def _decode_one(blob: bytes) -> np.ndarray:
+def decode_one(blob: bytes) -> np.ndarray:
+    """One JPEG file as ``(H, W, 3)`` uint8 (``(H, W, 1)`` for a grayscale file): one decoder call."""
     with Image.open(io.BytesIO(blob)) as im:
         if im.mode == "L":
             return np.asarray(im)[..., None]
@@ -65,13 +67,13 @@ def encode(images: np.ndarray, quality: int, subsampling: Subsampling, workers: 
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"expected (N, H, W, 3) or (N, H, W, 1) uint8 images, got {images.dtype} {images.shape}")
     with ThreadPoolExecutor(_workers(workers)) as pool:
-        return list(pool.map(lambda im: _encode_one(im, quality, subsampling), images, chunksize=64))
+        return list(pool.map(lambda im: encode_one(im, quality, subsampling), images, chunksize=64))
 
 
 def decode(blobs: list[bytes], workers: int | None = None) -> np.ndarray:
     """Decode JPEG files into one ``(N, H, W, 3)`` uint8 array (``(N, H, W, 1)`` for grayscale files)."""
     with ThreadPoolExecutor(_workers(workers)) as pool:
-        return np.stack(list(pool.map(_decode_one, blobs, chunksize=64)))
+        return np.stack(list(pool.map(decode_one, blobs, chunksize=64)))
 
 
 def roundtrip(images: np.ndarray, quality: int, subsampling: Subsampling,

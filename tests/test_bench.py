@@ -73,6 +73,7 @@ def test_the_command_writes_its_tables_and_the_torch_free_stages_stay_so(tmp_pat
     for stage in ("keygen", "compress", "report"):
         assert rows[f"etcbench {stage}"]["imports_torch"] is False, stage
     assert rows["etcbench train"]["imports_torch"] is True  # the probe sees torch where a stage imports it
+    assert rows["etcbench train"]["meets_target"] is None and rows["etcbench keygen"]["target"] == "no torch"
     assert all(r["rounds"] == 2 and r["ratio_min"] <= r["ratio"] <= r["ratio_max"] for r in result["rows"])
     table = (out / "bench.md").read_text()
     assert "## ciphers" in table and "## jpeg" in table and "## startup" in table and table in res.stdout
@@ -83,6 +84,14 @@ def test_an_unknown_section_is_a_usage_error(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "invalid choice: 'gpu'" in res.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_training_without_models_is_one_line_before_any_work(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "etcbench", "bench", "--sections", "ciphers", "training",
+                          "--out-dir", str(tmp_path / "bench")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and res.stderr.strip().splitlines() == [
+        "etcbench bench: error: the training section needs --models"]
+    assert not (tmp_path / "bench").exists()
 
 
 def test_training_compares_each_scheme_with_plain_for_the_same_model(tmp_path, cifar_archive):

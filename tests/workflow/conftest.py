@@ -10,7 +10,7 @@ import pytest
 from background_runs import Run, register
 from background_runs import run as background_run
 from offline_archive import shared_archive
-from test_workflow import REPO, SNAKEMAKE
+from test_workflow import REPO, snakemake_command
 
 SMOKE_TIMEOUT = 1200  # seconds; about 3 minutes alone on 2 cores, longer beside the other tests
 
@@ -22,9 +22,8 @@ def _smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Run | None:
     if archive is None:
         return None
     workdir = tmp_path_factory.mktemp("smoke")
-    cmd = ["timeout", "-k", "10", str(SMOKE_TIMEOUT), *SNAKEMAKE, "--cores", "2", "--profile",
-           str(REPO / "workflow/profiles/smoke"), "--configfile", str(REPO / "config/smoke.yaml"), "--directory",
-           str(workdir)]
+    cmd = snakemake_command("--cores", "2", "--profile", str(REPO / "workflow/profiles/smoke"), "--configfile",
+                            str(REPO / "config/smoke.yaml"), "--directory", str(workdir), timeout=SMOKE_TIMEOUT)
     return Run(cmd, REPO, tmp_path_factory.mktemp("smoke-log") / "snakemake.log", workdir,
                {"ETCBENCH_CIFAR10_ARCHIVE": str(archive)}, SMOKE_TIMEOUT + 30, umask=0o022)
 

@@ -30,7 +30,7 @@ from background_runs import Run, on_session_end, register
 from background_runs import run as background_run
 from offline_archive import shared_archive
 from slurm_local import DEFAULT_CONF, LocalSlurm, _pid, unavailable_reason
-from test_workflow import REPO, SNAKEMAKE, job_counts, snakemake
+from test_workflow import REPO, job_counts, snakemake, snakemake_command
 
 # columns that measure time, not results
 TIMING = {"seconds"}
@@ -84,7 +84,8 @@ def slurm_cluster(tmp_path_factory):
 
 
 def slurm_command(tmp_path: Path) -> list[str]:
-    """Snakemake's arguments for the slice through the test copy of the slurm profile, files under ``tmp_path``."""
+    """Snakemake's arguments for the slice through the test copy of the slurm profile; writes that profile and the
+    slice's config layer to ``tmp_path`` (once) and runs in ``tmp_path / "run"``."""
     profile = tmp_path / "slurm-test-profile"
     if not profile.exists():
         profile_for_this_cluster(tmp_path)
@@ -98,7 +99,7 @@ def _slurm_smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Run | None:
     if archive is None or shared_cluster(tmp_path_factory)[0] != "ok":
         return None
     tmp = tmp_path_factory.mktemp("slurm-run")
-    cmd = ["timeout", "-k", "10", str(RUN_TIMEOUT), *SNAKEMAKE, *slurm_command(tmp)]
+    cmd = snakemake_command(*slurm_command(tmp), timeout=RUN_TIMEOUT)
     return Run(cmd, REPO, tmp / "snakemake.log", tmp, {"ETCBENCH_CIFAR10_ARCHIVE": str(archive)}, RUN_TIMEOUT + 30)
 
 

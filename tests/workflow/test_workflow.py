@@ -21,8 +21,14 @@ REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
 
+def snakemake_command(*args: str, timeout: int = 120) -> list[str]:
+    """Snakemake with ``args`` under ``timeout``: SIGTERM past ``timeout`` seconds, SIGKILL 10 s later (Snakemake can
+    ignore SIGTERM while jobs run)."""
+    return ["timeout", "-k", "10", str(timeout), *SNAKEMAKE, *args]
+
+
 def snakemake(*args: str, cwd: Path = REPO, timeout: int = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = ["timeout", "-k", "10", str(timeout), *SNAKEMAKE, *args]
+    cmd = snakemake_command(*args, timeout=timeout)
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
 
 
