@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,18 @@ def test_recipe_json_spells_out_every_setting():
     config = resolve([REPO / "config/smoke.yaml"])
     text = recipe_json(config, "vit", "etc")
     assert '"epochs":1' in text and '"lr":0.001' in text and '"accumulation":1' in text and '"nesterov":false' in text
+
+
+def test_what_the_snakefile_parses_imports_neither_torch_nor_scipy():
+    """Every ``snakemake`` call (a dry run, each cluster job) resolves the config and plans the grid's attacks:
+    the attack registry must fill without torch, timm or scipy (they cost about 4 s per call)."""
+    code = ("import sys\n"
+            "from etcbench import config, grid\n"
+            "for name in ('config', 'smoke', 'paper'):\n"
+            "    cfg = config.resolve([f'config/{name}.yaml'], {}, defaults='config/config.yaml',\n"
+            "                         schema='workflow/schemas/config.schema.yaml')\n"
+            "    assert any(grid.attack_plan(entry) for entry in cfg['grid']), name\n"
+            "print(sorted(m for m in ('torch', 'timm', 'scipy', 'sklearn') if m in sys.modules))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
+                         cwd=REPO)
+    assert res.returncode == 0 and res.stdout.splitlines()[-1] == "[]", res.stdout + res.stderr

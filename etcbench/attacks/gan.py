@@ -31,14 +31,13 @@ Choices the literature leaves open, fixed here:
 
 from __future__ import annotations
 
-from typing import Literal
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Literal
 
 from .base import register_attack
-from .networks import discriminator, inverse_network
 from .training import InverseNetworkAttack
+
+if TYPE_CHECKING:  # torch is imported when the networks are built (the registry loads without it)
+    import torch
 
 __all__ = ["GANAttack", "PairedGANAttack"]
 
@@ -59,6 +58,10 @@ class _AdversarialAttack(InverseNetworkAttack):
         self.beta1 = float(beta1)
 
     def _setup(self, channels: int) -> None:
+        import torch
+
+        from .networks import discriminator, inverse_network
+
         self.network = inverse_network(channels, self.block_size, self.arch, self.code_width).to(self.device)
         self.discriminator = discriminator(channels).to(self.device)
         betas = (self.beta1, 0.999)
@@ -70,6 +73,9 @@ class _AdversarialAttack(InverseNetworkAttack):
         self.discriminator.train(training)
 
     def _discriminator_step(self, fake: torch.Tensor, plain: torch.Tensor) -> float:
+        import torch
+        import torch.nn.functional as F
+
         real_logits = self.discriminator(plain)
         fake_logits = self.discriminator(fake.detach())
         d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
@@ -92,6 +98,9 @@ class _AdversarialAttack(InverseNetworkAttack):
         return {**losses, "d_loss": d_loss}
 
     def _fool(self, fake: torch.Tensor) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
         logits = self.discriminator(fake)
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
@@ -160,7 +169,9 @@ class PairedGANAttack(_AdversarialAttack):
         self.adv_weight = float(adv_weight)
 
     def _generator_step(self, fake: torch.Tensor, plain: torch.Tensor) -> dict[str, float]:
-        mse = F.mse_loss(fake, plain)
+        from torch.nn.functional import mse_loss
+
+        mse = mse_loss(fake, plain)
         adv = self._fool(fake)
         g_loss = mse + self.adv_weight * adv
         self.g_optimizer.zero_grad(set_to_none=True)

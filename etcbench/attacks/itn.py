@@ -24,14 +24,13 @@ Choices the literature leaves open, fixed here:
 
 from __future__ import annotations
 
-from typing import Literal
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Literal
 
 from .base import register_attack
-from .networks import inverse_network
 from .training import InverseNetworkAttack
+
+if TYPE_CHECKING:  # torch is imported when the network is built (the registry loads without it)
+    import torch
 
 __all__ = ["InverseTransformationNetwork", "MILESTONES", "GAMMA", "OPTIMIZERS", "SCHEDULES"]
 
@@ -95,6 +94,10 @@ class InverseTransformationNetwork(InverseNetworkAttack):
         self.schedule = schedule
 
     def _setup(self, channels: int) -> None:
+        import torch
+
+        from .networks import inverse_network
+
         self.network = inverse_network(channels, self.block_size, self.arch, self.code_width).to(self.device)
         params = self.network.parameters()
         if self.optimizer == "adam":
@@ -109,8 +112,10 @@ class InverseTransformationNetwork(InverseNetworkAttack):
                                                                   gamma=GAMMA)
 
     def _step(self, encrypted: torch.Tensor, plain: torch.Tensor) -> dict[str, float]:
+        from torch.nn.functional import mse_loss
+
         assert self.network is not None
-        loss = F.mse_loss(self.network(encrypted), plain)
+        loss = mse_loss(self.network(encrypted), plain)
         self._optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._optimizer.step()

@@ -42,8 +42,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "direct_comparison",
@@ -212,6 +210,9 @@ def largest_component(positions: np.ndarray, true_positions: np.ndarray, grid: t
         >>> float(largest_component(swapped, truth)[0])  # the other 7 pieces still hold together
         0.7777777777777778
     """
+    from scipy.sparse import coo_matrix  # here, not at the top: the attack registry loads without scipy
+    from scipy.sparse.csgraph import connected_components
+
     positions, true_positions = _check(positions, true_positions)
     num, n = positions.shape
     if n == 0:

@@ -35,22 +35,13 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-__all__ = ["ARCHS", "Discriminator", "code_width_for", "discriminator", "inverse_network"]
+from .training import ARCHS, code_width_for
 
-ARCHS = ("block", "pixel")
+__all__ = ["ARCHS", "Discriminator", "code_width_for", "discriminator", "inverse_network"]
 
 
 def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 1, stride: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, kernel, stride, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-
-
-def code_width_for(channels: int, block_size: int, code_width: int | None = None) -> int:
-    """The block network's code width: ``code_width``, or ``C*M*M`` (one code channel per value of a block)."""
-    if code_width is None:
-        return channels * block_size * block_size
-    if isinstance(code_width, bool) or not isinstance(code_width, int) or code_width < 1:
-        raise ValueError(f"code_width must be a positive integer or null (C*M*M), got {code_width!r}")
-    return code_width
 
 
 def inverse_network(channels: int, block_size: int, arch: Literal["block", "pixel"] = "block",

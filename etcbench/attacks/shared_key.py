@@ -112,9 +112,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.linalg import eigh
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse.csgraph import connected_components, minimum_spanning_tree, shortest_path
 
 from ..ciphers.blocks import check_block_grid, from_blocks, to_blocks
 from ..ciphers.etc import dihedral_maps
@@ -231,6 +228,8 @@ def _correlation(x: np.ndarray) -> np.ndarray:
 def _signs(corr: np.ndarray) -> np.ndarray:
     """``(P,)`` bool: positions inverted relative to the others, by the signs of the leading eigenvector of
     ``corr``; all False when every sign agrees."""
+    from scipy.linalg import eigh
+
     _, vec = eigh(corr, subset_by_index=[len(corr) - 1, len(corr) - 1])
     negative = vec[:, 0] < 0
     return np.zeros_like(negative) if negative.all() or not negative.any() else negative
@@ -238,6 +237,8 @@ def _signs(corr: np.ndarray) -> np.ndarray:
 
 def _mds(dist: np.ndarray, dim: int) -> np.ndarray:
     """Classical multidimensional scaling: ``(n, dim)`` coordinates whose distances approximate ``dist``."""
+    from scipy.linalg import eigh
+
     n = len(dist)
     sq = np.square(dist)
     gram = -0.5 * (sq - sq.mean(axis=0) - sq.mean(axis=1)[:, None] + sq.mean())
@@ -280,6 +281,8 @@ def _refine_groups(corr: np.ndarray, labels: np.ndarray, neighbours: int) -> np.
     """Re-assign the positions to equal groups by their affinity to each group: the mean of their ``neighbours``
     largest correlations with its members (own channel: the near pixels; another channel: weaker), an exact
     assignment with ``P / groups`` places per group, repeated until it no longer changes."""
+    from scipy.optimize import linear_sum_assignment
+
     p = len(corr)
     groups = int(labels.max()) + 1
     size = p // groups
@@ -307,6 +310,9 @@ def _poly3(pts: np.ndarray) -> np.ndarray:
 def _grid_layout(corr: np.ndarray, m: int, neighbours: int) -> np.ndarray:
     """``(M*M,)``: the grid cell (row-major) of each of the ``M*M`` positions of one channel, up to the block's
     symmetries (Isomap, then an exact assignment to the cells; module docstring, step 5)."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.sparse.csgraph import connected_components, minimum_spanning_tree, shortest_path
+
     n = m * m
     if n == 1:
         return np.zeros(1, dtype=np.int64)
@@ -408,6 +414,8 @@ def _assign_lower(upper: np.ndarray, lower: np.ndarray, m: int) -> tuple[np.ndar
     Returns:
         ``(slot, reversed)``: ``(3 M^2,)`` the slot of every lower column and whether it is reversed.
     """
+    from scipy.optimize import linear_sum_assignment
+
     b, q = lower.shape
     up = 16 * upper.reshape(b, 3, m, m)
     guess = np.full_like(up, 7.5)

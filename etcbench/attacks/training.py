@@ -37,27 +37,44 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 from tqdm import tqdm
 
 from .base import Attack, Reconstruction
-from .networks import ARCHS, code_width_for
 
-__all__ = ["InverseNetworkAttack", "check_images", "from_unit", "split_indices", "to_unit"]
+if TYPE_CHECKING:  # torch is imported where a network is built or run, so that the registry loads without it
+    import torch
+    from torch import nn
+
+__all__ = ["ARCHS", "InverseNetworkAttack", "check_images", "code_width_for", "from_unit", "split_indices",
+           "to_unit"]
+
+ARCHS = ("block", "pixel")  # the inverse networks of :mod:`.networks`
+
+
+def code_width_for(channels: int, block_size: int, code_width: int | None = None) -> int:
+    """The block network's code width: ``code_width``, or ``C*M*M`` (one code channel per value of a block)."""
+    if code_width is None:
+        return channels * block_size * block_size
+    if isinstance(code_width, bool) or not isinstance(code_width, int) or code_width < 1:
+        raise ValueError(f"code_width must be a positive integer or null (C*M*M), got {code_width!r}")
+    return code_width
 
 
 def to_unit(x: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(N, H, W, C)`` uint8 numpy -> ``(N, C, H, W)`` float32 in ``[-1, 1]`` on ``device``."""
+    import torch
+
     t = torch.from_numpy(np.ascontiguousarray(x)).to(device).permute(0, 3, 1, 2)
     return t.float().div_(127.5).sub_(1.0).contiguous()
 
 
 def from_unit(y: torch.Tensor) -> np.ndarray:
     """``(N, C, H, W)`` float in ``[-1, 1]`` -> ``(N, H, W, C)`` uint8 numpy (rounded, clipped)."""
+    import torch
+
     u = (y.detach().float() + 1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
     return u.permute(0, 2, 3, 1).cpu().numpy()
 
@@ -80,6 +97,8 @@ def check_images(x: Any, block_size: int, what: str, needs_blocks: bool = True, 
 
 def split_indices(n: int, val_fraction: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded random split of ``range(n)`` into (train, validation) index tensors."""
+    import torch
+
     n_val = int(round(val_fraction * n))
     if val_fraction > 0:
         n_val = min(max(n_val, 1), n - 1)
@@ -135,7 +154,7 @@ class InverseNetworkAttack(Attack):
         self.val_fraction = float(val_fraction)
         self.eval_batch_size = int(eval_batch_size)
         self.network: nn.Module | None = None
-        self.device: torch.device = torch.device("cpu")
+        self.device: torch.device | str = "cpu"  # the fit's device (a torch.device once fit)
         self.channels: int | None = None
 
     def _crop_step(self) -> int:
@@ -165,20 +184,24 @@ class InverseNetworkAttack(Attack):
         return check_images(x, self.block_size, what, needs_blocks=self.arch == "block",
                             multiple=self.side_multiple if training else 1)
 
-    @torch.no_grad()
     def _val_loss(self, encrypted: np.ndarray, plain: np.ndarray) -> float:
+        import torch
+
         assert self.network is not None
         self.network.eval()
         total = 0.0
-        for i in range(0, len(encrypted), self.eval_batch_size):
-            y = self.network(to_unit(encrypted[i:i + self.eval_batch_size], self.device))
-            total += float(torch.sum((y - to_unit(plain[i:i + self.eval_batch_size], self.device)) ** 2))
+        with torch.no_grad():
+            for i in range(0, len(encrypted), self.eval_batch_size):
+                y = self.network(to_unit(encrypted[i:i + self.eval_batch_size], self.device))
+                total += float(torch.sum((y - to_unit(plain[i:i + self.eval_batch_size], self.device)) ** 2))
         return total / plain.size
 
     def fit(self, plain: np.ndarray, encrypted: np.ndarray, *, seed: int = 0, device: Any = "cpu",
             progress: bool = False) -> dict[str, Any]:
         """Train on the attacker's pairs (``plain[i]`` encrypted with one of the attacker's keys is
         ``encrypted[i]``), keep the best-validation weights; returns per-epoch losses and timings."""
+        import torch
+
         plain = self._check(plain, "plain images", training=True)
         encrypted = self._check(encrypted, "encrypted images", training=True)
         if plain.shape[1:] != encrypted.shape[1:] or (self.paired and len(plain) != len(encrypted)):
@@ -258,6 +281,8 @@ class InverseNetworkAttack(Attack):
 
     def _window(self, sides: tuple[int, int], generator: torch.Generator) -> tuple[slice, slice]:
         """The training window of one batch: whole images, or a random ``train_crop`` square on the crop grid."""
+        import torch
+
         if self.train_crop is None:
             return slice(None), slice(None)
         step, crop = self._crop_step(), self.train_crop
@@ -265,9 +290,10 @@ class InverseNetworkAttack(Attack):
                      for side in sides)
         return slice(top, top + crop), slice(left, left + crop)
 
-    @torch.no_grad()
     def reconstruct(self, encrypted: np.ndarray) -> Reconstruction:
         """Run the trained network in batches on the fit device; ``(N, H, W, C)`` uint8 in and out."""
+        import torch
+
         if self.network is None:
             raise RuntimeError(f"{type(self).__name__}.reconstruct needs a trained network: call fit first")
         encrypted = self._check(encrypted, "encrypted images")
@@ -275,7 +301,8 @@ class InverseNetworkAttack(Attack):
             raise ValueError(f"the attack was trained on {self.channels}-channel images, got {encrypted.shape[-1]}")
         self.network.eval()
         out = np.empty_like(encrypted)
-        for i in range(0, len(encrypted), self.eval_batch_size):
-            out[i:i + self.eval_batch_size] = from_unit(
-                self.network(to_unit(encrypted[i:i + self.eval_batch_size], self.device)))
+        with torch.no_grad():
+            for i in range(0, len(encrypted), self.eval_batch_size):
+                out[i:i + self.eval_batch_size] = from_unit(
+                    self.network(to_unit(encrypted[i:i + self.eval_batch_size], self.device)))
         return Reconstruction(images=out)
