@@ -37,6 +37,7 @@ class Run:
     umask: int | None = None
     proc: subprocess.Popen | None = None
     started: float = 0.0
+    ended: float | None = None  # when the run was first seen finished (checked between tests and by wait)
 
     def start(self) -> Run:
         old = os.umask(self.umask) if self.umask is not None else None  # inherited by the run and its children
@@ -59,7 +60,16 @@ class Run:
         except subprocess.TimeoutExpired:
             self.stop()
             pytest.fail(f"{' '.join(map(str, self.cmd[:6]))} ... ran past {self.timeout:.0f} s; output in {self.log}")
+        self.finished()
         return subprocess.CompletedProcess(self.cmd, self.proc.returncode, self.log.read_text(errors="replace"), "")
+
+    def finished(self) -> bool:
+        """Whether the process has ended (its end time is recorded the first time it is seen so)."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        if self.ended is None:
+            self.ended = time.monotonic()
+        return True
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -104,7 +114,18 @@ def run(fixture: str, tmp_path_factory: pytest.TempPathFactory) -> Run | None:
 
 def all_finished() -> bool:
     """Whether every run started so far has ended (True when none was started)."""
-    return all(r is None or r.proc is None or r.proc.poll() is not None for r in _RUNS.values())
+    finished = [r is None or r.proc is None or r.finished() for r in _RUNS.values()]  # each records its end
+    return all(finished)
+
+
+def timeline(since: float) -> list[str]:
+    """One line per run started: when it started and ended, in seconds from ``since`` (``time.monotonic()``)."""
+    lines = []
+    for name, r in _RUNS.items():
+        if r is not None and r.proc is not None:
+            end = f"{r.ended - since:.0f} s" if r.ended is not None else "still running"
+            lines.append(f"{name}: started at {r.started - since:.0f} s, seen ended at {end}")
+    return lines
 
 
 def stop_all() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 # One thread per process, for this one and every process the tests start (set before anything imports torch), while
@@ -19,6 +20,9 @@ import background_runs  # noqa: E402 (after OMP_NUM_THREADS is set)
 import numpy as np  # noqa: E402 (after OMP_NUM_THREADS is set)
 import pytest  # noqa: E402 (after OMP_NUM_THREADS is set)
 from offline_archive import MISSING_ARCHIVE, missing_archive_reason, shared_archive  # noqa: E402 (after OMP_NUM_THREADS is set)
+
+_SESSION_START = time.monotonic()
+_ALL_THREADS_AT: float | None = None  # when the tests got all threads back
 
 
 @pytest.hookimpl(wrapper=True)
@@ -50,6 +54,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if missing:
         reason = missing[0][missing[0].index(MISSING_ARCHIVE):]
         terminalreporter.write_line(f"{len(missing)} test(s) skipped, {reason}", yellow=True, bold=True)
+    # when the background runs started and ended, and when the tests got all threads back (for tuning the time)
+    lines = background_runs.timeline(_SESSION_START)
+    if lines and _ALL_THREADS_AT is not None:
+        lines.append(f"all threads back from {_ALL_THREADS_AT - _SESSION_START:.0f} s")
+    if lines:
+        terminalreporter.write_sep("-", "background runs (seconds from the session's start)")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -75,9 +87,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Between tests (never within one, so the runs a test compares share their threads): all threads back once the
     background runs have ended."""
-    global _ONE_THREAD_WHILE_RUNS
+    global _ONE_THREAD_WHILE_RUNS, _ALL_THREADS_AT
     if _ONE_THREAD_WHILE_RUNS and background_runs.all_finished():
         _ONE_THREAD_WHILE_RUNS = False
+        _ALL_THREADS_AT = time.monotonic()
         del os.environ["OMP_NUM_THREADS"]
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(len(os.sched_getaffinity(0)))
@@ -85,3 +98,4 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     background_runs.stop_all()
+
