@@ -1,11 +1,12 @@
 """The workflow killed mid-run (SIGKILL to Snakemake and every job it started) and started again with the same
-command completes with the outputs of an uninterrupted run."""
+command completes with the outputs of an uninterrupted run (which runs beside it, one core each)."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -34,11 +35,24 @@ VOLATILE = ("second", "per_s", "started", "ended", "wall", "host", "time", "peak
 
 
 def _run(workdir: Path, layer: Path, env: dict, *extra: str) -> subprocess.Popen:
-    cmd = [*SNAKEMAKE, "--cores", "2", "--configfile", str(REPO / "config/smoke.yaml"), str(layer), "--directory",
+    """Snakemake on one core (the uninterrupted run and the killed one run side by side), its log in
+    ``workdir.log``."""
+    cmd = [*SNAKEMAKE, "--cores", "1", "--configfile", str(REPO / "config/smoke.yaml"), str(layer), "--directory",
            str(workdir), *extra]
-    # a session of its own, so that one killpg reaches Snakemake and every job it started
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **env}, start_new_session=True)
+    with open(workdir.with_suffix(".log"), "a") as log:  # the child writes to its own copy of the descriptor
+        # a session of its own, so that one killpg reaches Snakemake and every job it started
+        return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log, text=True,
+                                env={**os.environ, **env}, start_new_session=True)
+
+
+def _tail(workdir: Path) -> str:
+    return workdir.with_suffix(".log").read_text(errors="replace")[-3000:]
+
+
+def _share_done(workdir: Path) -> float:
+    """The share of its jobs a run has finished, from Snakemake's "i of n steps" lines."""
+    steps = re.findall(r"(\d+) of (\d+) steps", workdir.with_suffix(".log").read_text(errors="replace"))
+    return int(steps[-1][0]) / int(steps[-1][1]) if steps else 0.0
 
 
 def _stable(value):
@@ -79,17 +93,22 @@ def test_a_workflow_killed_mid_run_and_restarted_ends_with_the_uninterrupted_out
     layer = tmp_path / "grid.yaml"
     layer.write_text(yaml.safe_dump(GRID, sort_keys=False))
     env = {"ETCBENCH_CIFAR10_ARCHIVE": str(cifar_archive)}
-    started = time.time()
     whole = _run(tmp_path / "whole", layer, env)
-    assert whole.wait(timeout=600) == 0, whole.stderr.read()[-3000:]
-    seconds = time.time() - started
-    delay = round(random.Random(9).uniform(0.3, 0.7) * seconds, 1)
-    print(f"\nuninterrupted: {seconds:.0f} s; SIGKILL to Snakemake and its jobs after {delay} s")
-
     killed = _run(tmp_path / "killed", layer, env)
-    time.sleep(delay)
+    # SIGKILL once a random share (30-70 %) of the jobs has finished, and a random 0-2 s later, inside the jobs
+    # started next
+    rng = random.Random(9)
+    share, extra = rng.uniform(0.3, 0.7), rng.uniform(0, 2)
+    started = time.monotonic()
+    while _share_done(tmp_path / "killed") < share:
+        assert killed.poll() is None, f"the run ended before {share:.0%} of its jobs: {_tail(tmp_path / 'killed')}"
+        assert time.monotonic() - started < 600, _tail(tmp_path / "killed")
+        time.sleep(0.2)
+    time.sleep(extra)
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()
+    print(f"\nSIGKILL to Snakemake and its jobs at {_share_done(tmp_path / 'killed'):.0%} of the jobs, "
+          f"{time.monotonic() - started:.0f} s in")
     assert killed.returncode == -signal.SIGKILL
     done_before = sorted(p.relative_to(tmp_path / "killed") for p in (tmp_path / "killed/results").rglob("*")
                          if p.is_file())
@@ -98,9 +117,10 @@ def test_a_workflow_killed_mid_run_and_restarted_ends_with_the_uninterrupted_out
     # a killed Snakemake leaves its lock on the folder: release it, then the same command (the profile reruns the
     # jobs that were running)
     unlock = _run(tmp_path / "killed", layer, env, "--unlock")
-    assert unlock.wait(timeout=120) == 0, unlock.stderr.read()[-3000:]
+    assert unlock.wait(timeout=120) == 0, _tail(tmp_path / "killed")
     again = _run(tmp_path / "killed", layer, env)
-    assert again.wait(timeout=600) == 0, again.stderr.read()[-3000:]
+    assert again.wait(timeout=600) == 0, _tail(tmp_path / "killed")
+    assert whole.wait(timeout=600) == 0, _tail(tmp_path / "whole")
 
     results = {p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole/results").rglob("*") if p.is_file()}
     restarted = {p.relative_to(tmp_path / "killed") for p in (tmp_path / "killed/results").rglob("*")
