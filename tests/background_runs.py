@@ -7,7 +7,8 @@ the name of the fixture that hands it out (:func:`register`); once collection ha
 a selected test needs, directly or through other fixtures, is started in a process group of its own
 (:func:`start_needed`, called from ``tests/conftest.py``), and the fixture waits for it (:meth:`Run.wait`). A session
 that selects none of those tests starts none of them; a fixture asked for a run that was not started early starts it
-then. Whatever still runs when the session ends is killed (:func:`stop_all`).
+then. The modules that read such a run go last (:func:`readers_last`), so that the other tests run while it works.
+Whatever still runs when the session ends is killed (:func:`stop_all`).
 """
 
 from __future__ import annotations
@@ -92,6 +93,15 @@ def register(fixture: str, builder: Builder) -> None:
 def on_session_end(cleanup: Callable[[], None]) -> None:
     """Call ``cleanup`` when the session ends (after the runs are stopped), whatever happened."""
     _CLEANUPS.append(cleanup)
+
+
+def readers_last(items: list[pytest.Item]) -> None:
+    """Reorder ``items`` in place: the modules with a test that reads a registered run go after all the others
+    (each module whole, in its own order), so that the session runs the independent tests while those runs work
+    instead of waiting on them."""
+    reading = {item.module for item in items if set(getattr(item, "fixturenames", ())) & _BUILDERS.keys()
+               if getattr(item, "module", None) is not None}
+    items.sort(key=lambda item: getattr(item, "module", None) in reading)  # stable: the order within each part
 
 
 def start_needed(session: pytest.Session) -> None:

@@ -77,6 +77,11 @@ def natural_images() -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(tiles))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that read a background run go last (``tests/background_runs.py``)."""
+    background_runs.readers_last(items)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the slow runs the selected tests read (the smoke run, the SLURM run, the rehearsal) before the first test,
     so that they run beside the others (``tests/background_runs.py``)."""
