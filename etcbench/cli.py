@@ -178,10 +178,10 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
-    from .evaluate import evaluate_model_file
+    from .evaluate import evaluate_models
 
-    evaluate_model_file(Path(a.model_file), Path(a.test), Path(a.out), [Path(p) for p in a.jpeg], _path(a.other_test),
-                        _path(a.plain_test), a.batch_size, a.device)
+    evaluate_models([Path(p) for p in a.model_file], Path(a.test), Path(a.out), [Path(p) for p in a.jpeg],
+                    _path(a.other_key), _path(a.plain_test), a.batch_size, a.device)
 
 
 def cmd_attack(a: argparse.Namespace) -> None:
@@ -330,11 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-model", required=True)
     s.add_argument("--out-metrics", required=True)
 
-    s = stage("evaluate", cmd_evaluate, "Top-1 of a trained model on its test set and every JPEG version of it.")
-    s.add_argument("--model-file", required=True)
+    s = stage("evaluate", cmd_evaluate, "Top-1 of the models trained on one scheme, setting and seed on their test "
+                                        "set, every JPEG version of it (each loaded once for all the models) and "
+                                        "under key mismatch.")
+    s.add_argument("--model-file", nargs="+", required=True,
+                   help="the trained models (one scheme, setting, seed and key; 'train' writes them)")
     s.add_argument("--test", required=True, help="uncompressed encrypted test set")
     s.add_argument("--jpeg", nargs="*", default=[], help="JPEG-decoded test sets from 'compress'")
-    s.add_argument("--other-test", help="the test set encrypted with another key of the scheme (key mismatch)")
+    s.add_argument("--other-key", help="another key of the scheme (key mismatch): the plain test set is encrypted "
+                                       "with it here, not read from a stored set; needs --plain-test")
     s.add_argument("--plain-test", help="the test set not encrypted (the 'plain' scheme's set)")
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--device", default="auto")

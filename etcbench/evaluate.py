@@ -1,6 +1,8 @@
 """Top-1 and loss of a trained model on stored (encrypted, possibly JPEG-decoded) test sets, and the evaluation
-stage: a trained model on its test set, every JPEG version of it, and under key mismatch (another key of its
-scheme, no encryption), with the confusion matrix of its own-key, uncompressed test set."""
+stage: every model trained on one scheme, setting and seed on its test set, every JPEG version of it (each set
+loaded once and shared by the models), and under key mismatch (the plain test set encrypted on the fly with another
+key of the scheme, and not encrypted), with each model's predictions on its own-key, uncompressed test set (the
+report turns them into confusion matrices)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import ciphers
-from .data.cifar import CLASSES as CIFAR10_CLASSES
 from .data.transforms import normalize, to_nchw
 from .errors import EtcbenchError
 from .io import atomic_write, load_npz, require_images, write_json
@@ -25,8 +26,7 @@ from .manifest import manifest
 from .models import build_model
 from .seeding import select_device
 
-__all__ = ["confusion_record", "evaluate_arrays", "evaluate_model_file", "load_trained_model", "predict_arrays",
-           "save_trained_model"]
+__all__ = ["evaluate_arrays", "evaluate_models", "load_trained_model", "predict_arrays", "save_trained_model"]
 
 log = logging.getLogger(__name__)
 
@@ -77,25 +77,6 @@ def predict_arrays(
     return correct / len(images), loss_sum / len(images), np.concatenate(predictions)
 
 
-def confusion_record(labels: np.ndarray, predictions: np.ndarray, num_classes: int,
-                     dataset: str | None = None) -> dict[str, Any]:
-    """The confusion matrix of ``predictions`` against ``labels`` (scikit-learn's, rows = true class, columns =
-    predicted, classes ``0 .. num_classes - 1`` whether they occur or not) as a JSON-ready record, with the class
-    names where the dataset is CIFAR-10. scikit-learn is imported here, not with the module: importing it (and
-    scipy) takes seconds that every training job, which imports this module, would pay."""
-    from sklearn.metrics import confusion_matrix
-
-    truth, guess = np.asarray(labels, dtype=np.int64).ravel(), np.asarray(predictions, dtype=np.int64).ravel()
-    if truth.shape != guess.shape:
-        raise EtcbenchError(f"{truth.size} labels but {guess.size} predictions")
-    if truth.size and (min(truth.min(), guess.min()) < 0 or max(truth.max(), guess.max()) >= num_classes):
-        raise EtcbenchError(f"a label or prediction outside the {num_classes} classes 0..{num_classes - 1}")
-    classes = list(range(num_classes))
-    matrix = confusion_matrix(truth, guess, labels=classes)
-    names = list(CIFAR10_CLASSES) if dataset == "cifar10" and num_classes == len(CIFAR10_CLASSES) else None
-    return {"labels": classes, "class_names": names, "matrix": matrix.astype(int).tolist()}
-
-
 def save_trained_model(path: Path, model: nn.Module, spec: dict[str, Any], extra: dict[str, Any]) -> None:
     """Write the final weights with the spec needed to rebuild the model (atomically)."""
     buf = io.BytesIO()
@@ -133,47 +114,90 @@ def _mismatch_base(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in keys}
 
 
-def evaluate_model_file(model_file: Path, test: Path, out: Path, jpeg: list[Path] | tuple[Path, ...] = (),
-                        other_test: Path | None = None, plain_test: Path | None = None, batch_size: int = 256,
-                        device: str = "auto") -> dict[str, Any]:
-    """Top-1 of the model in ``model_file`` on ``test`` and each JPEG set; key mismatch on ``other_test`` (the same
-    images under another key of the scheme) and ``plain_test`` (not encrypted: the scheme's key-free layout).
+def _load_models(model_files: list[Path], dev: torch.device) -> list[tuple[Path, nn.Module, dict[str, Any]]]:
+    """The models of one evaluation job: one scheme, setting, seed and key, each model once."""
+    if not model_files:
+        raise EtcbenchError("no model file to evaluate")
+    loaded = [(Path(p), *load_trained_model(Path(p), dev)) for p in model_files]
+    first_path, _, first = loaded[0]
+    cell = {k: first["record"][k] for k in ("dataset", "image_size", "block_size", "scheme", "seed")}
+    seen = set()
+    for path, _, ckpt in loaded:
+        record = ckpt["record"]
+        other = {k: record[k] for k in cell}
+        if other != cell or ckpt["key_fingerprint"] != first["key_fingerprint"]:
+            raise EtcbenchError(f"{path} ({other}) was not trained on the scheme, setting, seed and key of "
+                                f"{first_path} ({cell}); one evaluation job takes the models of one of those")
+        if record["model"] in seen:
+            raise EtcbenchError(f"{path}: model {record['model']!r} is given twice")
+        seen.add(record["model"])
+    return loaded
 
-    Writes ``{"records", "key_mismatch", "confusion", "manifest"}`` to ``out`` and returns it; ``confusion`` is the
-    confusion matrix on ``test`` (own key, uncompressed; :func:`confusion_record`) with the cell's keys.
+
+def evaluate_models(model_files: list[Path] | tuple[Path, ...], test: Path, out: Path,
+                    jpeg: list[Path] | tuple[Path, ...] = (), other_key: Path | None = None,
+                    plain_test: Path | None = None, batch_size: int = 256, device: str = "auto") -> dict[str, Any]:
+    """Top-1 of every model in ``model_files`` (one scheme, setting, seed and key) on ``test`` and each JPEG set, and
+    under key mismatch: the plain test set encrypted with ``other_key`` (another key of the scheme, on the fly: that
+    set is not stored) and ``plain_test`` unencrypted (the scheme's key-free layout).
+
+    Each set is loaded (and, for JPEG, decoded) once and shared by the models. Writes ``{"records",
+    "key_mismatch", "predictions", "manifest"}`` to ``out`` and returns it; ``predictions`` holds each model's
+    predicted class of every image of ``test`` (own key, uncompressed) with the true ones, for the report's
+    confusion matrices.
     """
     started = time.time()
     dev = select_device(device)
-    model, ckpt = load_trained_model(Path(model_file), dev)
-    base, own = ckpt["record"], ckpt["key_fingerprint"]
-    records, confusion = [], None
-    for path in [test, *jpeg]:
+    loaded = _load_models(list(model_files), dev)
+    first = loaded[0][2]
+    own, cell = first["key_fingerprint"], first["record"]
+    what = f"the key the models {', '.join(str(p) for p, _, _ in loaded)} were trained on"
+    records, mismatch, predictions = [], [], []
+    for index, path in enumerate([test, *jpeg]):
         data = load_npz(path)
-        ciphers.require_encrypted_with(data, own, path, f"the key model {model_file} was trained on")
+        ciphers.require_encrypted_with(data, own, path, what)
         require_images(data["x"], str(path), (1, 3))
-        top1, loss, predicted = predict_arrays(model, data["x"], data["y"], dev, batch_size)
-        if confusion is None:  # the first set: the own-key test set, uncompressed
-            confusion = {**_mismatch_base(base), "test_key": "own", "jpeg_quality": None, "subsampling": "none",
-                         **confusion_record(data["y"], predicted, int(ckpt["spec"]["num_classes"]), base["dataset"])}
         quality = int(data["jpeg_quality"]) if "jpeg_quality" in data else None
-        records.append({**base, "jpeg_quality": quality, "subsampling": str(data["subsampling"]) if quality else "none",
-                        "top1": top1, "loss": loss, "n_test": int(len(data["y"]))})
-        log.info("%s/%s q=%s %s: top-1 %.4f", base["model"], base["scheme"], quality, records[-1]["subsampling"], top1)
-    mismatch = [{**_mismatch_base(base), "test_key": "own", "top1": records[0]["top1"]}]
-    if other_test is not None:
-        other = load_npz(other_test)
-        if str(other["key_fingerprint"]) == own and base["scheme"] != "plain":
-            raise EtcbenchError(f"{other_test} was encrypted with the model's own key; a key mismatch needs another")
-        top1, _ = evaluate_arrays(model, other["x"], other["y"], dev, batch_size)
-        mismatch.append({**_mismatch_base(base), "test_key": "other", "top1": top1})
-    if plain_test is not None:
+        subsampling = str(data["subsampling"]) if quality else "none"
+        for _, model, ckpt in loaded:
+            base = ckpt["record"]
+            top1, loss, predicted = predict_arrays(model, data["x"], data["y"], dev, batch_size)
+            records.append({**base, "jpeg_quality": quality, "subsampling": subsampling, "top1": top1, "loss": loss,
+                            "n_test": int(len(data["y"]))})
+            if index == 0:  # the own-key test set, uncompressed
+                mismatch.append({**_mismatch_base(base), "test_key": "own", "top1": top1})
+                predictions.append({**_mismatch_base(base), "test_key": "own", "jpeg_quality": None,
+                                    "subsampling": "none", "num_classes": int(ckpt["spec"]["num_classes"]),
+                                    "truth": np.asarray(data["y"], dtype=np.int64).tolist(),
+                                    "predicted": predicted.tolist()})
+            log.info("%s/%s q=%s %s: top-1 %.4f", base["model"], base["scheme"], quality, subsampling, top1)
+    plain = None
+    if other_key is not None or plain_test is not None:
+        if plain_test is None:
+            raise EtcbenchError("a key mismatch with another key encrypts the plain test set: give plain_test")
         plain = load_npz(plain_test)
-        layout = ciphers.create(base["scheme"], base["block_size"]).public_layout(plain["x"])  # key-free part
-        top1, _ = evaluate_arrays(model, layout, plain["y"], dev, batch_size)
-        mismatch.append({**_mismatch_base(base), "test_key": "none", "top1": top1})
-    for r in mismatch[1:]:
-        log.info("%s/%s test key %s: top-1 %.4f", base["model"], base["scheme"], r["test_key"], r["top1"])
-    result = {"records": records, "key_mismatch": mismatch, "confusion": confusion,
+        require_images(plain["x"], str(plain_test), (3,))
+    variants = []
+    if other_key is not None:
+        key, scheme = ciphers.load_scheme(Path(other_key))
+        if key.fingerprint == own and cell["scheme"] != "plain":
+            raise EtcbenchError(f"{other_key} is the models' own key; a key mismatch needs another")
+        if key.scheme != cell["scheme"]:
+            raise EtcbenchError(f"{other_key} is a {key.scheme!r} key; the models were trained on {cell['scheme']!r}")
+        if tuple(key.image_size) != tuple(plain["x"].shape[1:3]):
+            raise EtcbenchError(f"{other_key} is for {tuple(key.image_size)} images; {plain_test} holds "
+                                f"{tuple(plain['x'].shape[1:3])}")
+        variants.append(("other", scheme.encrypt(plain["x"], key)))
+    if plain is not None:
+        layout = ciphers.create(cell["scheme"], cell["block_size"]).public_layout(plain["x"])  # key-free part
+        variants.append(("none", layout))
+    for test_key, images in variants:
+        for _, model, ckpt in loaded:
+            base = ckpt["record"]
+            top1, _ = evaluate_arrays(model, images, plain["y"], dev, batch_size)
+            mismatch.append({**_mismatch_base(base), "test_key": test_key, "top1": top1})
+            log.info("%s/%s test key %s: top-1 %.4f", base["model"], base["scheme"], test_key, top1)
+    result = {"records": records, "key_mismatch": mismatch, "predictions": predictions,
               "manifest": manifest("evaluate", started, time.time(), dev)}
     write_json(out, result)
     return result

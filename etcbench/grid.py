@@ -163,9 +163,10 @@ def jpeg_variants(config: Mapping[str, Any], scheme: str) -> list[str]:
 
 
 def accuracy_records(config: Mapping[str, Any]) -> list[str]:
-    """The evaluation record of every trained model, seed by seed."""
-    return [f"results/eval/{sid}/{scheme}/{model}/seed{seed}.json"
-            for sid, scheme, model in train_cells(config) for seed in config["seeds"]]
+    """The evaluation record of every setting and scheme that trains a model, seed by seed (each holds every model
+    of its scheme)."""
+    cells = dict.fromkeys((sid, scheme) for sid, scheme, _ in train_cells(config))
+    return [f"results/eval/{sid}/{scheme}/seed{seed}.json" for sid, scheme in cells for seed in config["seeds"]]
 
 
 def key_records(config: Mapping[str, Any]) -> list[str]:

@@ -85,7 +85,7 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
     from .compression import compress_set
     from .data import cifar
     from .encryption import encrypt_split, make_key
-    from .evaluate import evaluate_model_file
+    from .evaluate import evaluate_models
     from .report.build import build_report
     from .train import train_model
 
@@ -113,8 +113,9 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
                     continue
                 make_key(scheme, block, size, config["key_seed"], options, base / f"{role}.key.npz",
                          base / f"{role}.key.json", key_role)
-                shown = base / "examples.npz" if role == "own" else None
-                encrypt_split(data, base / f"{role}.key.npz", base / f"test-{role}.npz", "test", interp, shown, 2)
+                if role == "own":  # the other key's test set is made by the evaluation, from the plain one
+                    encrypt_split(data, base / "own.key.npz", base / "test-own.npz", "test", interp,
+                                  base / "examples.npz", 2)
             if sid == main and scheme in entry["schemes"]:
                 examples.append(base / "examples.npz")
             jpeg = []
@@ -139,8 +140,8 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
                     seed=config["seeds"][0], interpolation=interp, out_model=out / "model.pt",
                     out_metrics=out / "metrics.json", state_dir=out / "state", pretrained=pretrained, device=device,
                     progress=False)
-                evaluate_model_file(out / "model.pt", base / "test-own.npz", out / "eval.json", jpeg,
-                                    base / "test-other.npz" if scheme != "plain" else None, plain_test, 8, device)
+                evaluate_models([out / "model.pt"], base / "test-own.npz", out / "eval.json", jpeg,
+                                base / "other.key.npz" if scheme != "plain" else None, plain_test, 8, device)
                 accuracy.append(out / "eval.json")
                 metrics.append(out / "metrics.json")
                 weight_bytes = _drop_weights(out, keep_weights)

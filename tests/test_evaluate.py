@@ -1,4 +1,5 @@
-"""The evaluation stage: a stored model on its test set, its JPEG versions and under key mismatch."""
+"""The evaluation stage: the stored models of one scheme on their test set, its JPEG versions and under key
+mismatch."""
 
 from __future__ import annotations
 
@@ -8,26 +9,34 @@ import torch
 
 from etcbench import ciphers
 from etcbench.errors import EtcbenchError
-from etcbench.evaluate import evaluate_arrays, evaluate_model_file, load_trained_model, save_trained_model
-from etcbench.io import read_json, save_npz
+from etcbench.evaluate import evaluate_arrays, evaluate_models, load_trained_model, save_trained_model
+from etcbench.io import load_npz, read_json, save_npz
 from etcbench.models import build_model
 
 SIZE, BLOCK = 16, 8
 
 
-@pytest.fixture
-def stored(tmp_path):
-    """A tiny ConvMixer saved as the train stage saves it, and test sets under its key, another key and none."""
-    torch.manual_seed(0)
-    scheme = ciphers.create("etc", block_size=BLOCK)
-    own, other = (scheme.generate_key(seed=s, image_size=(SIZE, SIZE)) for s in (1, 2))
-    options = {"arch": "convmixer", "dim": 8, "depth": 1, "kernel_size": 3}
+def _save_convmixer(path, name, dim, key, seed=0, scheme="etc"):
+    options = {"arch": "convmixer", "dim": dim, "depth": 1, "kernel_size": 3}
     model = build_model("convmixer", 4, SIZE, BLOCK, options)
     spec = {"model": "convmixer", "options": options, "num_classes": 4, "image_size": SIZE, "patch_size": BLOCK,
             "in_chans": 3}
-    record = {"dataset": "cifar10", "image_size": SIZE, "block_size": BLOCK, "model": "convmixer", "scheme": "etc",
-              "jpeg_quality": None, "subsampling": "none", "seed": 0}
-    save_trained_model(tmp_path / "model.pt", model, spec, {"key_fingerprint": own.fingerprint, "record": record})
+    record = {"dataset": "cifar10", "image_size": SIZE, "block_size": BLOCK, "model": name, "scheme": scheme,
+              "jpeg_quality": None, "subsampling": "none", "seed": seed}
+    save_trained_model(path, model, spec, {"key_fingerprint": key.fingerprint, "record": record})
+
+
+@pytest.fixture
+def stored(tmp_path):
+    """Two tiny ConvMixers of one scheme and key saved as the train stage saves them, the test set under that key
+    (uncompressed and as a stand-in JPEG set), the other key and the plain test set."""
+    torch.manual_seed(0)
+    scheme = ciphers.create("etc", block_size=BLOCK)
+    own, other = (scheme.generate_key(seed=s, image_size=(SIZE, SIZE)) for s in (1, 2))
+    ciphers.save_key(other, tmp_path / "other.key.npz")
+    ciphers.save_key(own, tmp_path / "own.key.npz")
+    _save_convmixer(tmp_path / "a.pt", "convmixer", 8, own)
+    _save_convmixer(tmp_path / "b.pt", "convmixer_wide", 12, own)
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (12, SIZE, SIZE, 3), dtype=np.uint8), np.arange(12) % 4
     save_npz(tmp_path / "test.npz", x=scheme.encrypt(x, own), y=y, key_fingerprint=np.array(own.fingerprint))
@@ -35,51 +44,73 @@ def stored(tmp_path):
              jpeg_quality=np.array(50), subsampling=np.array("420"))
     save_npz(tmp_path / "other.npz", x=scheme.encrypt(x, other), y=y, key_fingerprint=np.array(other.fingerprint))
     save_npz(tmp_path / "plain.npz", x=x, y=y, key_fingerprint=np.array("plain"))
-    return tmp_path, model, scheme, own, other, x, y
+    return tmp_path, scheme, own, other, x, y
 
 
-def test_records_every_test_set_and_the_key_mismatch(stored):
-    tmp_path, model, scheme, own, other, x, y = stored
-    result = evaluate_model_file(tmp_path / "model.pt", tmp_path / "test.npz", tmp_path / "eval.json",
-                                 [tmp_path / "q50.npz"], tmp_path / "other.npz", tmp_path / "plain.npz", 5, "cpu")
+def _evaluate(tmp_path, models=("a.pt", "b.pt"), **kwargs):
+    args = {"jpeg": [tmp_path / "q50.npz"], "other_key": tmp_path / "other.key.npz",
+            "plain_test": tmp_path / "plain.npz", "batch_size": 5, "device": "cpu", **kwargs}
+    return evaluate_models([tmp_path / m for m in models], tmp_path / "test.npz", tmp_path / "eval.json", **args)
+
+
+def test_records_every_model_on_every_test_set_and_under_key_mismatch(stored):
+    tmp_path, scheme, own, other, x, y = stored
+    result = _evaluate(tmp_path)
     assert read_json(tmp_path / "eval.json")["records"] == result["records"]
-    own_rec, jpeg_rec = result["records"]
-    assert (own_rec["jpeg_quality"], own_rec["subsampling"]) == (None, "none")
-    assert (jpeg_rec["jpeg_quality"], jpeg_rec["subsampling"]) == (50, "420")
     cpu = torch.device("cpu")
-    reloaded, _ = load_trained_model(tmp_path / "model.pt", cpu)
-    expected = {"own": evaluate_arrays(reloaded, scheme.encrypt(x, own), y, cpu)[0],
-                "other": evaluate_arrays(reloaded, scheme.encrypt(x, other), y, cpu)[0],
-                "none": evaluate_arrays(reloaded, scheme.public_layout(x), y, cpu)[0]}
-    assert {r["test_key"]: r["top1"] for r in result["key_mismatch"]} == pytest.approx(expected)
-    assert own_rec["top1"] == pytest.approx(expected["own"]) == jpeg_rec["top1"]
+    for file, name in (("a.pt", "convmixer"), ("b.pt", "convmixer_wide")):
+        own_rec, jpeg_rec = [r for r in result["records"] if r["model"] == name]
+        assert (own_rec["jpeg_quality"], own_rec["subsampling"]) == (None, "none")
+        assert (jpeg_rec["jpeg_quality"], jpeg_rec["subsampling"]) == (50, "420")
+        reloaded, _ = load_trained_model(tmp_path / file, cpu)
+        expected = {"own": evaluate_arrays(reloaded, scheme.encrypt(x, own), y, cpu)[0],
+                    "other": evaluate_arrays(reloaded, scheme.encrypt(x, other), y, cpu)[0],
+                    "none": evaluate_arrays(reloaded, scheme.public_layout(x), y, cpu)[0]}
+        got = {r["test_key"]: r["top1"] for r in result["key_mismatch"] if r["model"] == name}
+        assert got == pytest.approx(expected)
+        assert own_rec["top1"] == pytest.approx(expected["own"]) == jpeg_rec["top1"]
+    # the other-key set made on the fly is the one the encryption stage would store: same top-1 as on that file
+    reloaded, _ = load_trained_model(tmp_path / "a.pt", cpu)
+    stored_other = load_npz(tmp_path / "other.npz")
+    assert evaluate_arrays(reloaded, stored_other["x"], stored_other["y"], cpu)[0] == pytest.approx(
+        next(r["top1"] for r in result["key_mismatch"] if r["model"] == "convmixer" and r["test_key"] == "other"))
 
 
-def test_refuses_sets_of_another_key_and_an_other_key_that_is_the_own(stored):
-    tmp_path = stored[0]
-    with pytest.raises(EtcbenchError, match="other.npz was not encrypted with the key model"):
-        evaluate_model_file(tmp_path / "model.pt", tmp_path / "other.npz", tmp_path / "a.json", device="cpu")
+def test_refuses_sets_of_another_key_mixed_models_and_an_other_key_that_is_the_own(stored):
+    tmp_path, scheme, own, other, x, y = stored
+    with pytest.raises(EtcbenchError, match="other.npz was not encrypted with the key the models"):
+        evaluate_models([tmp_path / "a.pt"], tmp_path / "other.npz", tmp_path / "a.json", device="cpu")
     with pytest.raises(EtcbenchError, match="a key mismatch needs another"):
-        evaluate_model_file(tmp_path / "model.pt", tmp_path / "test.npz", tmp_path / "b.json",
-                            other_test=tmp_path / "test.npz", device="cpu")
+        _evaluate(tmp_path, other_key=tmp_path / "own.key.npz")
+    with pytest.raises(EtcbenchError, match="give plain_test"):
+        _evaluate(tmp_path, plain_test=None)
+    _save_convmixer(tmp_path / "c.pt", "vit", 8, other)
+    with pytest.raises(EtcbenchError, match="c.pt .* was not trained on the scheme, setting, seed and key"):
+        _evaluate(tmp_path, models=("a.pt", "c.pt"))
+    _save_convmixer(tmp_path / "d.pt", "vit", 8, own, seed=1)
+    with pytest.raises(EtcbenchError, match="d.pt .* was not trained on"):
+        _evaluate(tmp_path, models=("a.pt", "d.pt"))
+    with pytest.raises(EtcbenchError, match="'convmixer' is given twice"):
+        _evaluate(tmp_path, models=("a.pt", "a.pt"))
+    assert not (tmp_path / "eval.json").exists() and not (tmp_path / "a.json").exists()
 
 
-def test_records_the_confusion_matrix_of_the_own_key_test_set(stored):
+def test_records_the_predictions_the_report_makes_confusion_matrices_of(stored):
     from sklearn.metrics import confusion_matrix
 
     from etcbench.data.transforms import normalize, to_nchw
-    from etcbench.evaluate import confusion_record
+    from etcbench.report.confusion import confusion_from_predictions, confusion_record
 
-    tmp_path, model, scheme, own, other, x, y = stored
-    result = evaluate_model_file(tmp_path / "model.pt", tmp_path / "test.npz", tmp_path / "eval.json",
-                                 [tmp_path / "q50.npz"], tmp_path / "other.npz", tmp_path / "plain.npz", 5, "cpu")
-    confusion = read_json(tmp_path / "eval.json")["confusion"]
-    assert confusion == result["confusion"]
+    tmp_path, scheme, own, other, x, y = stored
+    result = _evaluate(tmp_path)
+    assert read_json(tmp_path / "eval.json")["predictions"] == result["predictions"]
+    assert [p["model"] for p in result["predictions"]] == ["convmixer", "convmixer_wide"]
+    confusion = confusion_from_predictions(result["predictions"][0])
     assert {k: confusion[k] for k in ("model", "scheme", "seed", "test_key", "jpeg_quality", "subsampling")} == {
         "model": "convmixer", "scheme": "etc", "seed": 0, "test_key": "own", "jpeg_quality": None,
         "subsampling": "none"}
     # the model's own predictions on the own-key test set, computed here without etcbench.evaluate
-    reloaded, _ = load_trained_model(tmp_path / "model.pt", torch.device("cpu"))
+    reloaded, _ = load_trained_model(tmp_path / "a.pt", torch.device("cpu"))
     with torch.no_grad():
         predicted = reloaded(normalize(to_nchw(scheme.encrypt(x, own)))).argmax(1).numpy()
     expected = confusion_matrix(y, predicted, labels=[0, 1, 2, 3])
@@ -99,3 +130,5 @@ def test_records_the_confusion_matrix_of_the_own_key_test_set(stored):
         confusion_record(np.array([0, 4]), np.array([0, 1]), 4)
     with pytest.raises(EtcbenchError, match="3 labels but 2 predictions"):
         confusion_record(np.array([0, 1, 2]), np.array([0, 1]), 4)
+    with pytest.raises(EtcbenchError, match="lacks key.*predicted"):
+        confusion_from_predictions({k: v for k, v in result["predictions"][0].items() if k != "predicted"})

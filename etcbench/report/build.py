@@ -16,6 +16,7 @@ import yaml
 from ..errors import EtcbenchError
 from ..io import all_or_nothing, atomic_write, load_npz, read_json
 from . import figures, tables
+from .confusion import confusion_from_predictions
 
 __all__ = ["build_report"]
 
@@ -61,7 +62,7 @@ def build_report(
     records (``metrics.json`` of ``etcbench train``) whose per-epoch history the training curves draw and whose
     parameter counts the comparison table shows; ``keys`` the keys' public records (``keygen --info``) for the key
     table, which says where the master secret came from. The confusion
-    matrices are drawn from the ``confusion`` entries of the evaluation records. If any step fails, the files this
+    matrices are drawn from the ``predictions`` entries of the evaluation records. If any step fails, the files this
     call already wrote are removed again, so no half-made report is left.
     """
     trainings = [read_json(p) for p in metrics or []]
@@ -112,10 +113,11 @@ def _build(accuracy: list[Path], compression: list[Path], out_dir: Path, example
     fig_dir = out_dir / "figures"
     figures.plot_top1_by_model_scheme(acc, fig_dir / "top1_by_model_scheme")
     figures.plot_top1_vs_quality(acc, fig_dir / "top1_vs_jpeg_quality")
-    confusions = [e["confusion"] for e in evaluations if e.get("confusion")]
-    if len(confusions) < len(evaluations):
-        log.warning("%d of %d evaluation records have no confusion matrix (written by an older 'etcbench evaluate')",
-                    len(evaluations) - len(confusions), len(evaluations))
+    confusions = [confusion_from_predictions(p) for e in evaluations for p in e.get("predictions", [])]
+    lacking = sum(1 for e in evaluations if not e.get("predictions"))
+    if lacking:
+        log.warning("%d of %d evaluation records hold no predictions for a confusion matrix (written by an older "
+                    "'etcbench evaluate')", lacking, len(evaluations))
     if confusions:
         figures.plot_confusion_matrices(confusions, fig_dir / "confusion_matrices")
     comp = None

@@ -544,8 +544,8 @@ def plot_confusion_matrices(confusions: Sequence[Mapping], stem: Path, max_cols:
     them (CIFAR-10), class indices otherwise. The panel title gives the top-1 (%) the summed matrix implies.
 
     Args:
-        confusions: the ``confusion`` records of ``etcbench evaluate`` (dataset, image_size, block_size, model,
-            scheme, seed, ``labels``, ``class_names`` and ``matrix``, rows = true class).
+        confusions: confusion records (:func:`.confusion.confusion_from_predictions`: dataset, image_size,
+            block_size, model, scheme, seed, ``labels``, ``class_names`` and ``matrix``, rows = true class).
         stem: output path without suffix.
         max_cols: panels per row at most.
 
@@ -553,7 +553,7 @@ def plot_confusion_matrices(confusions: Sequence[Mapping], stem: Path, max_cols:
         The PNG and PDF paths.
     """
     if not confusions:
-        raise EtcbenchError("no confusion matrices to plot (evaluation records without 'confusion')")
+        raise EtcbenchError("no confusion matrices to plot (evaluation records without 'predictions')")
     groups: dict[tuple, dict] = {}
     for i, rec in enumerate(confusions):
         missing = [k for k in (*_CONFIG_KEYS, "model", "scheme", "labels", "matrix") if k not in rec]

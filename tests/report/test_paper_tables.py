@@ -257,7 +257,9 @@ def test_build_report_writes_the_paper_tables_and_figures(tmp_path):
             path.write_text(json.dumps({
                 "records": [rec, {**rec, "jpeg_quality": 90, "subsampling": "444", "top1": rec["top1"] - 0.05}],
                 "key_mismatch": [{**base, "test_key": "own", "top1": rec["top1"]}],
-                "confusion": {**base, "labels": [0, 1], "class_names": None, "matrix": [[40, 10], [5, 45]]}}))
+                "predictions": [{**base, "test_key": "own", "jpeg_quality": None, "subsampling": "none",
+                                 "num_classes": 2, "truth": [0] * 50 + [1] * 50,
+                                 "predicted": [0] * 40 + [1] * 10 + [0] * 5 + [1] * 45}]}))
             evaluations.append(path)
             metrics = tmp_path / f"{model}-{scheme}-{seed}.metrics.json"
             metrics.write_text(json.dumps({"record": rec, "history": [

@@ -52,10 +52,12 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     seeds = len(cfg.get("seeds", [0]))
     jpeg = cfg.get("jpeg", {})
     subsampling = len(jpeg.get("subsampling", ["444", "420"]))
-    runs = keys = other_keys = variants = attacks = leaks = 0
+    runs = evaluations = keys = other_keys = variants = attacks = leaks = 0
     for setting in cfg["grid"]:
         schemes = setting["schemes"]
         runs += sum(len(models) for models in schemes.values()) * seeds
+        # one evaluation job per trained scheme and seed, for all its models
+        evaluations += sum(1 for models in schemes.values() if models) * seeds
         keys += len(set(schemes) | {"plain"})  # plain is the PSNR reference of every setting
         # the "other" key of every scheme with a trained model (plain has no key material)
         other_keys += sum(1 for s, models in schemes.items() if models and s != "plain")
@@ -69,8 +71,8 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         # position leakage: every ViT trained on an encrypted scheme of an attacked setting with a plain ViT
         if listed and "vit" in schemes.get("plain", []):
             leaks += sum(1 for s, models in schemes.items() if s != "plain" and "vit" in models) * seeds
-    return {"train_model": runs, "evaluate_model": runs, "make_key": keys, "encrypt_test": keys,
-            "make_other_key": other_keys, "encrypt_other_test": other_keys, "compress_jpeg": variants,
+    return {"train_model": runs, "evaluate_scheme": evaluations, "make_key": keys, "encrypt_test": keys,
+            "make_other_key": other_keys, "encrypt_other_test": 0, "compress_jpeg": variants,
             "attack_scheme": attacks, "position_leak": leaks, "prepare_data": 1, "make_report": 1}
 
 
@@ -103,6 +105,7 @@ def test_key_per_seed_gives_every_training_seed_its_own_keys_test_sets_and_jpeg_
                if m and s != "plain"]
     variants = sum(1 if s in PLANE_SUBSAMPLING else 2 for _, _, s in trained)
     assert counts["make_seed_key"] == counts["make_seed_other_key"] == counts["encrypt_seed_test"] == 2 * len(trained)
+    assert "encrypt_seed_other_test" not in counts  # the evaluation encrypts with the other key itself
     assert counts["compress_seed_jpeg"] == 2 * variants and "make_other_key" not in counts  # no shared other key
     assert counts["make_key"] == expected_jobs(cfg)["make_key"]  # the shared keys stay: compression and attacks
     for size, block, scheme in trained:
@@ -113,9 +116,12 @@ def test_key_per_seed_gives_every_training_seed_its_own_keys_test_sets_and_jpeg_
             assert f"--key results/keys/{base}/{scheme}.seed{seed}.key.npz" in train
             assert f"--test results/encrypted/{base}/{scheme}/test.seed{seed}.npz" in train
             evaluate = next(line for line in res.stdout.splitlines() if "etcbench evaluate" in line
-                            and f"eval/{base}/{scheme}/" in line and f"seed{seed}.json" in line)
+                            and f"eval/{base}/{scheme}/seed{seed}.json" in line)
             assert f"results/jpeg/{base}/{scheme}/seed{seed}/q50-" in evaluate
-            assert f"--other-test results/encrypted/{base}/{scheme}/test-other.seed{seed}.npz" in evaluate
+            assert f"--other-key results/keys/{base}/{scheme}.seed{seed}.other.key.npz" in evaluate
+            models = next(g["schemes"][scheme] for g in cfg["grid"]
+                          if (g["image_size"], g["block_size"]) == (size, block))
+            assert all(f"models/{base}/{scheme}/{m}/seed{seed}/model.pt" in evaluate for m in models)
             keygen = next(line for line in res.stdout.splitlines() if "etcbench keygen" in line
                           and f"{scheme}.seed{seed}.key.npz" in line)
             assert f"--training-seed {seed}" in keygen and "--role defender" in keygen

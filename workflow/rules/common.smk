@@ -71,12 +71,18 @@ def archive_arg(wildcards):
     return f"--archive {archive}" if archive else ""
 
 
-def other_key_test(wildcards):
-    """The test set encrypted with the scheme's other key (of this seed with key_per_seed; none for plain, which
-    has no key material)."""
+def other_key(wildcards):
+    """The scheme's other key (of this seed with key_per_seed; none for plain, which has no key material): the
+    evaluation encrypts the plain test set with it for the key-mismatch test."""
     if wildcards.scheme == "plain":
         return []
-    return f"results/encrypted/{wildcards.setting}/{wildcards.scheme}/test-other{_tag(wildcards)}.npz"
+    return f"results/keys/{wildcards.setting}/{wildcards.scheme}{_tag(wildcards)}.other.key.npz"
+
+
+def evaluated_models(wildcards):
+    """The model files of every model trained on this setting, scheme and seed: one evaluation job takes them all."""
+    return [f"results/models/{wildcards.setting}/{wildcards.scheme}/{model}/seed{wildcards.seed}/model.pt"
+            for model in SETTINGS[wildcards.setting]["schemes"][wildcards.scheme]]
 
 
 ATTACK_RUNS = {(setting, scheme): names for setting, scheme, names in grid.attack_runs(config)}

@@ -60,8 +60,8 @@ rule encrypt_test:
         "--interpolation {params.interpolation} --out {output.test} {params.examples} 2> {log}"
 
 
-# the "other" key of each scheme (role "other") and the test set encrypted with it: every model is also tested
-# with a key that is not its own (key mismatch)
+# the "other" key of each scheme (role "other"): every model is also tested with a key that is not its own (key
+# mismatch; the evaluation encrypts the plain test set with it)
 use rule make_key as make_other_key with:
     output:
         key="results/keys/{setting}/{scheme}.other.key.npz",
@@ -77,23 +77,8 @@ use rule make_key as make_other_key with:
         "results/logs/make_key/{setting}-{scheme}-other.log",
 
 
-use rule encrypt_test as encrypt_other_test with:
-    input:
-        data=DATA,
-        key="results/keys/{setting}/{scheme}.other.key.npz",
-    output:
-        test="results/encrypted/{setting}/{scheme}/test-other.npz",
-    params:
-        interpolation=config["dataset"]["interpolation"],
-        examples="",
-    log:
-        "results/logs/encrypt_test/{setting}-{scheme}-other.log",
-    benchmark:
-        "results/benchmarks/encrypt_test/{setting}-{scheme}-other.tsv"
-
-
-# key_per_seed: a key and an "other" key for every training seed of a trained scheme, with the test sets they
-# encrypt (the JPEG versions: jpeg.smk); the compression study and the attacks keep the one key above
+# key_per_seed: a key and an "other" key for every training seed of a trained scheme, with the test set the own
+# one encrypts (its JPEG versions: jpeg.smk); the compression study and the attacks keep the one key above
 use rule make_key as make_seed_key with:
     output:
         key="results/keys/{setting}/{scheme}.seed{seed}.key.npz",
@@ -137,18 +122,3 @@ use rule encrypt_test as encrypt_seed_test with:
         "results/logs/encrypt_test/{setting}-{scheme}-seed{seed}.log",
     benchmark:
         "results/benchmarks/encrypt_test/{setting}-{scheme}-seed{seed}.tsv"
-
-
-use rule encrypt_test as encrypt_seed_other_test with:
-    input:
-        data=DATA,
-        key="results/keys/{setting}/{scheme}.seed{seed}.other.key.npz",
-    output:
-        test="results/encrypted/{setting}/{scheme}/test-other.seed{seed}.npz",
-    params:
-        interpolation=config["dataset"]["interpolation"],
-        examples="",
-    log:
-        "results/logs/encrypt_test/{setting}-{scheme}-seed{seed}-other.log",
-    benchmark:
-        "results/benchmarks/encrypt_test/{setting}-{scheme}-seed{seed}-other.tsv"
