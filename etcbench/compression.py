@@ -1,6 +1,7 @@
-"""The compression stage: JPEG-code an encrypted test set at several qualities, decode it, decrypt it, and record
-the rate (bits per pixel of the RGB image: of the whole files, ``bpp``, and of their entropy-coded payload alone,
-``payload_bpp``, with the mean header size ``header_bytes``) and the distortion (PSNR against the plain images)."""
+"""The compression stage: JPEG-code an encrypted test set at several qualities, store the JPEG files, decode and
+decrypt them, and record the rate (bits per pixel of the RGB image: of the whole files, ``bpp``, and of their
+entropy-coded payload alone, ``payload_bpp``, with the mean header size ``header_bytes``) and the distortion (PSNR
+against the plain images)."""
 
 from __future__ import annotations
 
@@ -23,14 +24,16 @@ log = logging.getLogger(__name__)
 
 
 def compress_paths(out_dir: Path, quality: int, subsampling: str) -> tuple[Path, Path]:
-    """The decoded images (.npz) and the record (.json) :func:`compress_set` writes for one JPEG quality."""
+    """The JPEG files (.npz, :func:`.jpeg.pack`) and the record (.json) :func:`compress_set` writes for one JPEG
+    quality."""
     stem = Path(out_dir) / f"q{quality}-{subsampling}"
     return stem.with_suffix(".npz"), stem.with_suffix(".json")
 
 
 def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int], subsampling: str, out_dir: Path,
                  workers: int | None = None, dataset: str = "cifar10") -> list[dict[str, Any]]:
-    """Code the encrypted set ``images`` at each quality; write the decoded images and a record per quality.
+    """Code the encrypted set ``images`` at each quality; write the JPEG files (not the decoded images: the
+    evaluation decodes them) and a record per quality.
 
     Every setting is checked before the first file is written. Returns the records.
     """
@@ -54,7 +57,10 @@ def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int]
     records = []
     for quality in qualities:
         started = time.time()
-        decoded, nbytes, payload = jpeg.roundtrip(enc["x"], quality, subsampling, workers)
+        blobs = jpeg.encode(enc["x"], quality, subsampling, workers)
+        nbytes = np.array([len(b) for b in blobs], dtype=np.int64)
+        payload = np.array([jpeg.payload_size(b) for b in blobs], dtype=np.int64)
+        decoded = jpeg.decode(blobs, workers)
         bpp = jpeg.bits_per_pixel(nbytes, h, w)  # per pixel of the RGB image, whatever the encrypted layout
         payload_bpp = jpeg.bits_per_pixel(payload, h, w)  # the entropy-coded data alone, headers left out
         psnr = psnr_per_image(reference["x"], scheme.decrypt(decoded, key))
@@ -66,7 +72,8 @@ def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int]
                   "n_images": int(len(decoded)), "jpeg_aligned": scheme.jpeg_aligned(subsampling),
                   "jpeg_mode": "gray" if c == 1 else "ycbcr", "key_fingerprint": key.fingerprint}
         out_images, out_record = compress_paths(out_dir, quality, subsampling)
-        save_npz(out_images, x=decoded, y=enc["y"], key_fingerprint=enc["key_fingerprint"],
+        data, offsets = jpeg.pack(blobs)
+        save_npz(out_images, jpeg=data, offsets=offsets, y=enc["y"], key_fingerprint=enc["key_fingerprint"],
                  jpeg_quality=np.array(quality), subsampling=np.array(subsampling))
         write_json(out_record, {"record": record, "manifest": manifest("compress", started, time.time(),
                                                                       encoder=jpeg.libjpeg_version())})

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import ciphers
+from . import jpeg as jpeg_files
 from .data.transforms import normalize, to_nchw
 from .errors import EtcbenchError
 from .io import atomic_write, load_npz, require_images, write_json
@@ -156,12 +157,16 @@ def evaluate_models(model_files: list[Path] | tuple[Path, ...], test: Path, out:
     for index, path in enumerate([test, *jpeg]):
         data = load_npz(path)
         ciphers.require_encrypted_with(data, own, path, what)
-        require_images(data["x"], str(path), (1, 3))
+        try:
+            images = jpeg_files.images_of(data)  # a JPEG set's files decoded, once for all the models
+        except ValueError as exc:
+            raise EtcbenchError(f"{path}: {exc}") from None
+        require_images(images, str(path), (1, 3))
         quality = int(data["jpeg_quality"]) if "jpeg_quality" in data else None
         subsampling = str(data["subsampling"]) if quality else "none"
         for _, model, ckpt in loaded:
             base = ckpt["record"]
-            top1, loss, predicted = predict_arrays(model, data["x"], data["y"], dev, batch_size)
+            top1, loss, predicted = predict_arrays(model, images, data["y"], dev, batch_size)
             records.append({**base, "jpeg_quality": quality, "subsampling": subsampling, "top1": top1, "loss": loss,
                             "n_test": int(len(data["y"]))})
             if index == 0:  # the own-key test set, uncompressed

@@ -22,7 +22,8 @@ import numpy as np
 from PIL import Image, JpegImagePlugin, features
 
 __all__ = ["SUBSAMPLING", "encode", "encode_one", "decode", "decode_one", "roundtrip", "bits_per_pixel",
-           "split_header_payload", "payload_size", "read_subsampling", "libjpeg_version"]
+           "split_header_payload", "payload_size", "read_subsampling", "libjpeg_version", "pack", "unpack",
+           "images_of"]
 
 Subsampling = Literal["444", "420"]
 # Pillow's subsampling codes
@@ -195,3 +196,36 @@ def read_subsampling(blob: bytes) -> str:
 
 def libjpeg_version() -> str:
     return f"libjpeg-turbo {features.version('libjpeg_turbo')}" if features.check("libjpeg_turbo") else "libjpeg"
+
+
+def pack(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """JPEG files as one uint8 array of all their bytes and the ``(N + 1,)`` int64 offsets where each one starts
+    (the last is the total): how a JPEG test set is stored, the files byte for byte, in an ``.npz``.
+
+    >>> data, offsets = pack([b"ab", b"", b"cde"])
+    >>> offsets.tolist(), unpack(data, offsets) == [b"ab", b"", b"cde"]
+    ([0, 2, 2, 5], True)
+    """
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(b) for b in blobs], dtype=np.int64)
+    return np.frombuffer(b"".join(blobs), dtype=np.uint8).copy(), offsets
+
+
+def unpack(data: np.ndarray, offsets: np.ndarray) -> list[bytes]:
+    """The files :func:`pack` joined. Raises ValueError on offsets that do not split ``data``."""
+    data, offsets = np.asarray(data), np.asarray(offsets)
+    if data.dtype != np.uint8 or data.ndim != 1 or offsets.ndim != 1 or offsets.size < 1:
+        raise ValueError(f"expected uint8 bytes and 1-D offsets, got {data.dtype} {data.shape} and {offsets.shape}")
+    if offsets[0] != 0 or offsets[-1] != data.size or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"offsets from {offsets[0]} to {offsets[-1]} do not split {data.size} bytes in order")
+    raw = data.tobytes()
+    return [raw[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+
+
+def images_of(data: dict[str, np.ndarray], workers: int | None = None) -> np.ndarray:
+    """The images of a stored set: its ``x``, or its JPEG files (``jpeg`` and ``offsets``, :func:`pack`) decoded."""
+    if "x" in data:
+        return data["x"]
+    if "jpeg" in data and "offsets" in data:
+        return decode(unpack(data["jpeg"], data["offsets"]), workers)
+    raise ValueError("holds neither images ('x') nor JPEG files ('jpeg' and 'offsets')")

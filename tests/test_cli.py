@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from etcbench import ciphers
+from etcbench import ciphers, jpeg
 from etcbench.cli import build_parser, main
 from etcbench.io import load_npz, save_npz
 
@@ -280,7 +280,10 @@ def test_compress_codes_grayscale_planes_at_their_own_subsampling(tmp_path, natu
     assert records[0]["bpp"] < records[1]["bpp"] and records[0]["psnr"] < records[1]["psnr"]
     # bits per pixel of the 64x64 RGB image; the plane has 1.5 x 64 x 64 one-byte pixels
     assert 0.5 < records[1]["bpp"] < 8 and records[1]["psnr"] > 28
-    assert load_npz(tmp_path / "jpeg" / "q90-420.npz")["x"].shape == (len(x), 96, 64, 1)
+    stored = load_npz(tmp_path / "jpeg" / "q90-420.npz")
+    assert "x" not in stored  # the JPEG files themselves, not the decoded images
+    assert [jpeg.read_subsampling(b) for b in jpeg.unpack(stored["jpeg"], stored["offsets"])] == ["gray"] * len(x)
+    assert jpeg.images_of(stored).shape == (len(x), 96, 64, 1)
     res = etcbench(*args[:7], "--quality", "90", "90", "--out-dir", str(tmp_path / "again"), "--subsampling", "420")
     assert_one_error_line(res, "compress", "distinct values")
     assert not (tmp_path / "again").exists()

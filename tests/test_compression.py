@@ -51,3 +51,15 @@ def test_payload_rate_is_the_payload_of_the_files(tmp_path, natural_images):
     assert record["payload_bpp_std"] == pytest.approx(float((payload * 8 / (32 * 32)).std()), rel=1e-12)
     assert record["bpp"] == pytest.approx(float((sizes * 8 / (32 * 32)).mean()), rel=1e-12)
     assert record["header_bytes"] == pytest.approx(float((sizes - payload).mean()), rel=1e-12)
+
+
+def test_the_stored_set_is_the_encoder_s_files(tmp_path, natural_images):
+    from etcbench.io import load_npz
+
+    images = np.ascontiguousarray(natural_images[:, ::2, ::2])
+    enc, plain, key = _encrypted_set(tmp_path, images, "etc", 8)
+    compress_set(enc, plain, key, [70], "444", tmp_path / "out")
+    stored = load_npz(compress_paths(tmp_path / "out", 70, "444")[0])
+    assert jpeg.unpack(stored["jpeg"], stored["offsets"]) == jpeg.encode(load_npz(enc)["x"], 70, "444")
+    assert (int(stored["jpeg_quality"]), str(stored["subsampling"])) == (70, "444")
+    assert str(stored["key_fingerprint"]) == str(load_npz(enc)["key_fingerprint"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from skimage.metrics import peak_signal_noise_ratio
 
 from etcbench import ciphers, jpeg
@@ -172,3 +174,29 @@ def test_malformed_files_raise():
         jpeg.split_header_payload(b"\xff\xd8\xff\xdb\x10\x00" + bytes(10) + b"\xff\xd9")
     with pytest.raises(ValueError, match="marker should be"):
         jpeg.split_header_payload(b"\xff\xd8\x00\x00" + blob[2:])
+
+
+@given(st.lists(st.binary(max_size=40), max_size=12))
+def test_pack_keeps_every_file_byte_for_byte(blobs):
+    data, offsets = jpeg.pack(blobs)
+    assert data.dtype == np.uint8 and offsets.dtype == np.int64 and offsets.shape == (len(blobs) + 1,)
+    assert jpeg.unpack(data, offsets) == blobs
+
+
+def test_unpack_refuses_offsets_that_do_not_split_the_bytes():
+    data, offsets = jpeg.pack([b"abc", b"de"])
+    for bad in ([0, 3, 6], [1, 3, 5], [0, 4, 3, 5], [[0, 5]]):
+        with pytest.raises(ValueError, match="offsets"):
+            jpeg.unpack(data, np.array(bad))
+    with pytest.raises(ValueError, match="uint8"):
+        jpeg.unpack(data.astype(np.int16), offsets)
+
+
+def test_a_stored_jpeg_set_decodes_to_what_the_encoder_gave(natural_images):
+    blobs = jpeg.encode(natural_images, 60, "420")
+    data, offsets = jpeg.pack(blobs)
+    decoded = jpeg.images_of({"jpeg": data, "offsets": offsets})
+    np.testing.assert_array_equal(decoded, jpeg.roundtrip(natural_images, 60, "420")[0])
+    assert jpeg.images_of({"x": natural_images}) is natural_images
+    with pytest.raises(ValueError, match="neither images"):
+        jpeg.images_of({"y": np.zeros(3)})
