@@ -20,6 +20,7 @@ from torch import nn
 
 from . import ciphers
 from . import jpeg as jpeg_files
+from .data.cifar import CLASSES as CIFAR10_CLASSES
 from .data.transforms import normalize, to_nchw
 from .errors import EtcbenchError
 from .io import atomic_write, load_npz, require_images, write_json
@@ -115,6 +116,13 @@ def _mismatch_base(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in keys}
 
 
+def _class_names(dataset: str, num_classes: int) -> list[str] | None:
+    """The dataset's class names (CIFAR-10's), for the report's confusion matrices; ``None`` otherwise."""
+    if dataset == "cifar10" and num_classes == len(CIFAR10_CLASSES):
+        return list(CIFAR10_CLASSES)
+    return None
+
+
 def _load_models(model_files: list[Path], dev: torch.device) -> list[tuple[Path, nn.Module, dict[str, Any]]]:
     """The models of one evaluation job: one scheme, setting, seed and key, each model once."""
     if not model_files:
@@ -171,8 +179,10 @@ def evaluate_models(model_files: list[Path] | tuple[Path, ...], test: Path, out:
                             "n_test": int(len(data["y"]))})
             if index == 0:  # the own-key test set, uncompressed
                 mismatch.append({**_mismatch_base(base), "test_key": "own", "top1": top1})
+                num_classes = int(ckpt["spec"]["num_classes"])
                 predictions.append({**_mismatch_base(base), "test_key": "own", "jpeg_quality": None,
-                                    "subsampling": "none", "num_classes": int(ckpt["spec"]["num_classes"]),
+                                    "subsampling": "none", "num_classes": num_classes,
+                                    "class_names": _class_names(base["dataset"], num_classes),
                                     "truth": np.asarray(data["y"], dtype=np.int64).tolist(),
                                     "predicted": predicted.tolist()})
             log.info("%s/%s q=%s %s: top-1 %.4f", base["model"], base["scheme"], quality, subsampling, top1)

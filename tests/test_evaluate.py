@@ -123,8 +123,14 @@ def test_records_the_predictions_the_report_makes_confusion_matrices_of(stored):
     # every class has its row and column, also one that never occurs; CIFAR-10's names where it has 10 classes
     record = confusion_record(np.array([0, 0, 1]), np.array([0, 1, 1]), 4)
     assert record["matrix"] == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
-    named = confusion_record(np.arange(10), np.arange(10), 10, "cifar10")
-    assert named["class_names"][:3] == ["airplane", "automobile", "bird"] and len(named["class_names"]) == 10
+    named = confusion_record(np.arange(3), np.arange(3), 3, ["cat", "dog", "ship"])
+    assert named["class_names"] == ["cat", "dog", "ship"]
+    with pytest.raises(EtcbenchError, match="2 class names for 3 classes"):
+        confusion_record(np.arange(3), np.arange(3), 3, ["cat", "dog"])
+    # CIFAR-10's names are recorded with the predictions of a 10-class CIFAR-10 model
+    from etcbench.evaluate import _class_names
+
+    assert _class_names("cifar10", 10)[:3] == ["airplane", "automobile", "bird"] and _class_names("cifar10", 4) is None
     rng = np.random.default_rng(0)
     truth, guess = rng.integers(0, 7, 500), rng.integers(0, 7, 500)
     np.testing.assert_array_equal(confusion_record(truth, guess, 9)["matrix"],

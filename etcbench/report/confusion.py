@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from ..data.cifar import CLASSES as CIFAR10_CLASSES
 from ..errors import EtcbenchError
 
 __all__ = ["confusion_record", "confusion_from_predictions"]
@@ -20,10 +19,9 @@ _CELL = ("dataset", "image_size", "block_size", "model", "scheme", "seed", "test
 
 
 def confusion_record(labels: np.ndarray, predictions: np.ndarray, num_classes: int,
-                     dataset: str | None = None) -> dict[str, Any]:
+                     class_names: list[str] | None = None) -> dict[str, Any]:
     """The confusion matrix of ``predictions`` against ``labels`` (rows = true class, columns = predicted, classes
-    ``0 .. num_classes - 1`` whether they occur or not) as a JSON-ready record, with the class names where the
-    dataset is CIFAR-10."""
+    ``0 .. num_classes - 1`` whether they occur or not) as a JSON-ready record, with the class names if given."""
     from sklearn.metrics import confusion_matrix
 
     truth, guess = np.asarray(labels, dtype=np.int64).ravel(), np.asarray(predictions, dtype=np.int64).ravel()
@@ -33,15 +31,19 @@ def confusion_record(labels: np.ndarray, predictions: np.ndarray, num_classes: i
         raise EtcbenchError(f"a label or prediction outside the {num_classes} classes 0..{num_classes - 1}")
     classes = list(range(num_classes))
     matrix = confusion_matrix(truth, guess, labels=classes)
-    names = list(CIFAR10_CLASSES) if dataset == "cifar10" and num_classes == len(CIFAR10_CLASSES) else None
-    return {"labels": classes, "class_names": names, "matrix": matrix.astype(int).tolist()}
+    if class_names is not None and len(class_names) != num_classes:
+        raise EtcbenchError(f"{len(class_names)} class names for {num_classes} classes")
+    return {"labels": classes, "class_names": list(class_names) if class_names is not None else None,
+            "matrix": matrix.astype(int).tolist()}
 
 
 def confusion_from_predictions(record: Mapping[str, Any]) -> dict[str, Any]:
     """The confusion record (the cell's keys, ``labels``, ``class_names``, ``matrix``) of one ``predictions`` entry
-    of an evaluation record (the cell's keys, ``num_classes``, ``truth`` and ``predicted``)."""
+    of an evaluation record (the cell's keys, ``num_classes``, ``truth``, ``predicted`` and, where the evaluation
+    knew them, ``class_names``)."""
     missing = [k for k in (*_CELL, "num_classes", "truth", "predicted") if k not in record]
     if missing:
         raise EtcbenchError(f"a predictions record lacks key(s) {', '.join(missing)}")
     return {**{k: record[k] for k in _CELL},
-            **confusion_record(record["truth"], record["predicted"], int(record["num_classes"]), record["dataset"])}
+            **confusion_record(record["truth"], record["predicted"], int(record["num_classes"]),
+                               record.get("class_names"))}
