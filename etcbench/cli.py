@@ -173,7 +173,7 @@ def cmd_train(a: argparse.Namespace) -> None:
                 model_options=a.model_options, recipe=Recipe.from_dict(a.recipe), seed=a.seed,
                 interpolation=a.interpolation, out_model=Path(a.out_model), out_metrics=Path(a.out_metrics),
                 state_dir=Path(a.state_dir), pretrained=pretrained, device=a.device, progress=not a.no_progress,
-                dataset=a.dataset)
+                dataset=a.dataset, channels_last=a.channels_last, compile_model=a.compile)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -218,7 +218,7 @@ def cmd_report(a: argparse.Namespace) -> None:
                  config=a.config, attacks=[Path(p) for p in a.attacks],
                  attack_examples=[Path(p) for p in a.attack_examples],
                  position_leaks=[Path(p) for p in a.position_leaks], metrics=[Path(p) for p in a.metrics],
-                 keys=[Path(p) for p in a.keys])
+                 keys=[Path(p) for p in a.keys], workers=a.threads)
 
 
 def cmd_bench(a: argparse.Namespace) -> None:
@@ -323,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resize of the training images to the key's image size")
     s.add_argument("--dataset", default="cifar10")
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
+    s.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                   help="channels-last memory format; auto: the convolutional models on CUDA")
+    s.add_argument("--compile", action="store_true", help="run the training passes through torch.compile")
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--state-dir", required=True,
@@ -336,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model-file", nargs="+", required=True,
                    help="the trained models (one scheme, setting, seed and key; 'train' writes them)")
     s.add_argument("--test", required=True, help="uncompressed encrypted test set")
-    s.add_argument("--jpeg", nargs="*", default=[], help="JPEG-decoded test sets from 'compress'")
+    s.add_argument("--jpeg", nargs="*", default=[], help="JPEG test sets from 'compress' (decoded here, once)")
     s.add_argument("--other-key", help="another key of the scheme (key mismatch): the plain test set is encrypted "
                                        "with it here, not read from a stored set; needs --plain-test")
     s.add_argument("--plain-test", help="the test set not encrypted (the 'plain' scheme's set)")
@@ -443,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the keys' public records from 'keygen --info', for the key table")
     s.add_argument("--config", type=_json_arg, default=None,
                    help="the run's resolved configuration (JSON), written beside the tables as config.yaml")
+    s.add_argument("--threads", type=int, default=1, help="figures drawn side by side in this many processes")
     s.add_argument("--out-dir", required=True)
     return p
 

@@ -7,7 +7,11 @@ opens no key and imports no cipher, model or training code.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +27,44 @@ __all__ = ["build_report"]
 log = logging.getLogger(__name__)
 
 _SETTING = ["dataset", "image_size", "block_size"]  # a setting's rows form one block of the LaTeX tables
+
+
+def _draw(plot: Callable[..., list[Path]], args: tuple, stem: Path) -> list[Path]:
+    """One figure, all or nothing (in a worker process: a failure leaves neither of its files)."""
+    with all_or_nothing():
+        return plot(*args, stem)
+
+
+class _Figures:
+    """The report's figures, queued while the tables are written and drawn at the end: on ``workers`` processes
+    side by side (forked, so they start with matplotlib imported), or one after the other with one worker. Each
+    figure is drawn from its data alone, so the order does not matter; the paths come back to the parent, whose
+    :func:`all_or_nothing` removes them all if any figure fails."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers, self.queue = max(1, int(workers)), []
+
+    def add(self, plot: Callable[..., list[Path]], *args: Any, stem: Path) -> None:
+        self.queue.append((plot, args, Path(stem)))
+
+    def draw(self, written: list[Path]) -> None:
+        """Draw the queued figures; ``written``: the file list of the enclosing :func:`all_or_nothing`, which the
+        workers' files join."""
+        workers = min(self.workers, len(self.queue))
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for plot, args, stem in self.queue:  # atomic_write hands their files to the enclosing all_or_nothing
+                plot(*args, stem)
+            return
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_draw, plot, args, stem) for plot, args, stem in self.queue]
+            failure = None
+            for future in futures:  # every figure ends (drawn or removed) before the first failure is raised
+                try:
+                    written.extend(future.result())
+                except Exception as exc:  # re-raised below, after the others ended
+                    failure = failure or exc
+            if failure is not None:
+                raise failure
 
 
 def _load_examples(paths: list[Path], k: int) -> dict[str, dict[str, np.ndarray]]:
@@ -54,6 +96,7 @@ def build_report(
         position_leaks: list[Path] | None = None,
         metrics: list[Path] | None = None,
         keys: list[Path] | None = None,
+        workers: int = 1,
 ) -> list[Path]:
     """Write the tables (``accuracy``, ``summary``, ``comparison``, ``schemes``, ``key_mismatch``, ``compression``
     and the attack tables) and the figures under ``out_dir``.
@@ -62,8 +105,9 @@ def build_report(
     records (``metrics.json`` of ``etcbench train``) whose per-epoch history the training curves draw and whose
     parameter counts the comparison table shows; ``keys`` the keys' public records (``keygen --info``) for the key
     table, which says where the master secret came from. The confusion
-    matrices are drawn from the ``predictions`` entries of the evaluation records. If any step fails, the files this
-    call already wrote are removed again, so no half-made report is left.
+    matrices are drawn from the ``predictions`` entries of the evaluation records. The figures are drawn on
+    ``workers`` processes side by side. If any step fails, the files this call already wrote are removed again, so
+    no half-made report is left.
     """
     trainings = [read_json(p) for p in metrics or []]
     parameters: dict[tuple, list[int]] = {}
@@ -72,28 +116,31 @@ def build_report(
         if count is not None and all(k in rec for k in (*_SETTING, "model")):
             parameters.setdefault((rec["dataset"], int(rec["image_size"]), int(rec["block_size"]), rec["model"]),
                                   []).append(int(count))
+    figs = _Figures(workers)
     with all_or_nothing() as written:
         acc, comp, mismatch = _build(accuracy, compression, out_dir, examples or [], num_examples,
-                                     parameters if trainings else None)
-        attack_table = _build_attacks(attacks, attack_examples or [], out_dir, position_leaks) if attacks else None
+                                     parameters if trainings else None, figs)
+        attack_table = _build_attacks(attacks, attack_examples or [], out_dir, position_leaks, figs) \
+            if attacks else None
         schemes = tables.scheme_table(acc, comp, attack_table, mismatch)
         tables.write_table(schemes, out_dir / "schemes", tables.scheme_caption(schemes), split_by=_SETTING)
         if keys:
             key_records = tables.key_table([read_json(p) for p in keys])
             tables.write_table(key_records, out_dir / "keys", tables.key_caption(key_records))
         if trainings:
-            figures.plot_training_curves(tables.history_table(trainings),
-                                         out_dir / "figures" / "training_curves")
+            figs.add(figures.plot_training_curves, tables.history_table(trainings),
+                     stem=out_dir / "figures" / "training_curves")
         if config is not None:
             with atomic_write(out_dir / "config.yaml", binary=False) as fh:
                 fh.write("# resolved configuration of this run (defaults filled in; the key seed is left out)\n")
                 yaml.safe_dump(config, fh, sort_keys=False)
+        figs.draw(written)
     log.info("report: %d files in %s", len(written), out_dir)
     return written
 
 
 def _build(accuracy: list[Path], compression: list[Path], out_dir: Path, examples: list[Path],
-           num_examples: int, parameters: dict[tuple, list[int]] | None = None,
+           num_examples: int, parameters: dict[tuple, list[int]] | None, figs: _Figures,
            ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame]:
     """The accuracy, comparison, key-mismatch and compression tables and their figures; returns the accuracy,
     compression (``None`` without records) and key-mismatch tables. ``parameters``: the trained models' parameter
@@ -111,15 +158,15 @@ def _build(accuracy: list[Path], compression: list[Path], out_dir: Path, example
     tables.write_table(mismatch, out_dir / "key_mismatch",
                        "Top-1 with the model's own key, another key of its scheme, and no encryption")
     fig_dir = out_dir / "figures"
-    figures.plot_top1_by_model_scheme(acc, fig_dir / "top1_by_model_scheme")
-    figures.plot_top1_vs_quality(acc, fig_dir / "top1_vs_jpeg_quality")
+    figs.add(figures.plot_top1_by_model_scheme, acc, stem=fig_dir / "top1_by_model_scheme")
+    figs.add(figures.plot_top1_vs_quality, acc, stem=fig_dir / "top1_vs_jpeg_quality")
     confusions = [confusion_from_predictions(p) for e in evaluations for p in e.get("predictions", [])]
     lacking = sum(1 for e in evaluations if not e.get("predictions"))
     if lacking:
         log.warning("%d of %d evaluation records hold no predictions for a confusion matrix (written by an older "
                     "'etcbench evaluate')", lacking, len(evaluations))
     if confusions:
-        figures.plot_confusion_matrices(confusions, fig_dir / "confusion_matrices")
+        figs.add(figures.plot_confusion_matrices, confusions, stem=fig_dir / "confusion_matrices")
     comp = None
     if compression:
         comp = tables.compression_table([read_json(p)["record"] for p in compression])
@@ -129,14 +176,14 @@ def _build(accuracy: list[Path], compression: list[Path], out_dir: Path, example
         tables.write_table(tables.bd_rate_table(comp), out_dir / "bd_rate",
                            "Bjontegaard deltas against plain JPEG of the same setting and subsampling: BD-rate (%) "
                            "and BD-PSNR (dB) on payload bpp, BD-rate on whole-file bpp")
-        figures.plot_rate_distortion(comp, fig_dir / "jpeg_bpp_psnr")
+        figs.add(figures.plot_rate_distortion, comp, stem=fig_dir / "jpeg_bpp_psnr")
     if examples:
-        figures.plot_examples(_load_examples(examples, num_examples), fig_dir / "examples")
+        figs.add(figures.plot_examples, _load_examples(examples, num_examples), stem=fig_dir / "examples")
     return acc, comp, mismatch
 
 
-def _build_attacks(records: list[Path], examples: list[Path], out_dir: Path,
-                   position_leaks: list[Path] | None = None) -> pd.DataFrame:
+def _build_attacks(records: list[Path], examples: list[Path], out_dir: Path, position_leaks: list[Path] | None,
+                   figs: _Figures) -> pd.DataFrame:
     """The attack and position-leak tables and the attack figures; returns the attack table."""
     table = tables.attack_table([r for p in records for r in read_json(p)["records"]])
     tables.write_table(table, out_dir / "attacks",
@@ -144,9 +191,9 @@ def _build_attacks(records: list[Path], examples: list[Path], out_dir: Path,
                        "size), each learned attack's plain-scheme control (under-trained: its native SSIM below "
                        f"{tables.CONTROL_SSIM}), semantic leakage (top-1 of the plain-trained model), share of the key "
                        "recovered, jigsaw layout scores")
-    figures.plot_attack_ssim(table, out_dir / "figures" / "attack_ssim")
+    figs.add(figures.plot_attack_ssim, table, stem=out_dir / "figures" / "attack_ssim")
     if table["semantic_top1"].notna().any():
-        figures.plot_semantic_leakage(table, out_dir / "figures" / "attack_semantic")
+        figs.add(figures.plot_semantic_leakage, table, stem=out_dir / "figures" / "attack_semantic")
     if position_leaks:
         leak = tables.position_leak_table([read_json(p) for p in position_leaks])
         tables.write_table(leak, out_dir / "position_leak",
@@ -163,5 +210,5 @@ def _build_attacks(records: list[Path], examples: list[Path], out_dir: Path,
             reconstructions[(str(data["scheme"]), str(name))] = data[f"x_{name}"]
     if plain is None:
         raise EtcbenchError("no attack example files for the attack example figure")
-    figures.plot_attack_grid(plain, reconstructions, out_dir / "figures" / "attack_examples")
+    figs.add(figures.plot_attack_grid, plain, reconstructions, stem=out_dir / "figures" / "attack_examples")
     return table

@@ -246,7 +246,8 @@ def test_history_table_reads_metrics_records():
         tables.history_table([{"record": record, "history": []}])
 
 
-def test_build_report_writes_the_paper_tables_and_figures(tmp_path):
+def _report_inputs(tmp_path):
+    """Evaluation and training records of three seeds of the TOP1 cells."""
     records = _comparison_records()[:-2]
     evaluations = []
     for (model, scheme) in TOP1:
@@ -265,9 +266,13 @@ def test_build_report_writes_the_paper_tables_and_figures(tmp_path):
             metrics.write_text(json.dumps({"record": rec, "history": [
                 {"epoch": 1, "train_loss": 2.0, "train_top1": 0.3, "val_top1": 0.25, "val_loss": 2.1},
                 {"epoch": 2, "train_loss": 1.5, "train_top1": 0.5, "val_top1": 0.45, "val_loss": 1.6}]}))
+    return evaluations, sorted(tmp_path.glob("*.metrics.json"))
+
+
+def test_build_report_writes_the_paper_tables_and_figures(tmp_path):
+    evaluations, metrics = _report_inputs(tmp_path)
     out = tmp_path / "report"
-    written = build_report(accuracy=evaluations, compression=[], out_dir=out,
-                           metrics=sorted(tmp_path.glob("*.metrics.json")))
+    written = build_report(accuracy=evaluations, compression=[], out_dir=out, metrics=metrics)
     names = {p.relative_to(out).as_posix() for p in written}
     for stem in ("comparison", "schemes", "summary", "accuracy", "key_mismatch"):
         assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= names, stem
@@ -278,3 +283,28 @@ def test_build_report_writes_the_paper_tables_and_figures(tmp_path):
     assert "paper" not in (out / "comparison.md").read_text(encoding="utf-8").lower()
     schemes = pd.read_csv(out / "schemes.csv")
     assert schemes.set_index("scheme").loc["etc", "delta_top1_pp_vit"] == pytest.approx(-11.3333333)
+
+
+def _broken_figure(*args, **kwargs):
+    from etcbench.errors import EtcbenchError
+
+    raise EtcbenchError("the confusion figure fails")
+
+
+def test_figures_drawn_side_by_side_are_the_serial_ones_and_a_failure_leaves_no_report(tmp_path, monkeypatch):
+    from etcbench.report import figures
+
+    evaluations, metrics = _report_inputs(tmp_path)
+    serial = build_report(accuracy=evaluations, compression=[], out_dir=tmp_path / "serial", metrics=metrics)
+    parallel = build_report(accuracy=evaluations, compression=[], out_dir=tmp_path / "parallel", metrics=metrics,
+                            workers=2)
+    names = sorted(p.relative_to(tmp_path / "serial").as_posix() for p in serial)
+    assert sorted(p.relative_to(tmp_path / "parallel").as_posix() for p in parallel) == names
+    assert len(names) == len(set(names)) and any(n.endswith(".png") for n in names)
+    for name in names:  # the same bytes: figures carry no timestamps
+        assert (tmp_path / "parallel" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes(), name
+
+    monkeypatch.setattr(figures, "plot_confusion_matrices", _broken_figure)  # module level: workers unpickle it
+    with pytest.raises(figures.EtcbenchError, match="the confusion figure fails"):
+        build_report(accuracy=evaluations, compression=[], out_dir=tmp_path / "failed", metrics=metrics, workers=2)
+    assert not [p for p in (tmp_path / "failed").rglob("*") if p.is_file()]

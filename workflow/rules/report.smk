@@ -117,6 +117,8 @@ rule make_report:
     params:
         config=resolved_config,
         num_examples=config["report"]["num_examples"],
+    # the figures are drawn side by side, one process each
+    threads: 2
     log:
         "results/logs/make_report.log",
     conda:
@@ -126,4 +128,4 @@ rule make_report:
         "--examples {input.examples} --num-examples {params.num_examples} "
         "--attacks {input.attacks} --attack-examples {input.attack_examples} "
         "--position-leaks {input.position_leaks} --metrics {input.metrics} --keys {input.key_records} "
-        "--config {params.config:q} --out-dir results/report 2> {log}"
+        "--config {params.config:q} --threads {threads} --out-dir results/report 2> {log}"
