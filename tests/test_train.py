@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,14 +39,14 @@ def tiny_run(tmp_path):
     save_npz(tmp_path / "test.npz", x=enc, y=sy, key_fingerprint=np.array(key.fingerprint))
 
     def run(out: str, state: str, recipe: Recipe, model: str = "convmixer", options: dict | None = None,
-            pretrained: bool | str = False):
+            pretrained: bool | str = False, **runtime):
         options = {"dim": 16, "depth": 1, "kernel_size": 3} if options is None else options
         return train_model(data_path=tmp_path / "data.npz", key_path=tmp_path / "key.npz",
                            test_path=tmp_path / "test.npz", model_name=model,
                            model_options=options, recipe=recipe, seed=0,
                            interpolation="bicubic", out_model=tmp_path / out / "model.pt",
                            out_metrics=tmp_path / out / "metrics.json", state_dir=tmp_path / state,
-                           device="cpu", progress=False, pretrained=pretrained)
+                           device="cpu", progress=False, pretrained=pretrained, **runtime)
     return tmp_path, key, run
 
 
@@ -247,3 +248,69 @@ def test_pretrained_checkpoint_is_used_and_recorded(tiny_run):
     assert loaded["source"] == f"file:{tmp_path / 'w.pth'}" and loaded["left_at_init"] == ["head.bias", "head.weight"]
     model, _ = load_trained_model(tmp_path / "q" / "model.pt", torch.device("cpu"))
     assert torch.allclose(model.blocks[0].attn.qkv.weight, src.blocks[0].attn.qkv.weight, atol=1e-6)
+
+
+def _weights(path):
+    model, _ = load_trained_model(path, torch.device("cpu"))
+    return {k: v.contiguous() for k, v in model.state_dict().items()}
+
+
+def test_channels_last_and_compile_change_nothing_but_rounding(tiny_run, monkeypatch):
+    tmp_path, key, run = tiny_run
+    recipe = Recipe(steps=3, batch_size=16, lr=0.01)
+    plain = run("plain", "s0", recipe, channels_last="off")
+    assert (plain["train"]["channels_last"], plain["train"]["compiled"]) == (False, False)
+    last = run("last", "s1", recipe, channels_last="on")
+    assert last["train"]["channels_last"] and not last["train"]["compiled"]
+    # torch.compile as the switch calls it, with dynamo's eager backend: the graph capture is real, no C compiler
+    compiled_calls = []
+    real_compile = torch.compile
+
+    def eager_compile(model, **kwargs):
+        compiled_calls.append(model)
+        return real_compile(model, backend="eager", **kwargs)
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    compiled = run("compiled", "s2", recipe, channels_last="off", compile_model=True)
+    assert len(compiled_calls) == 1 and compiled["train"]["compiled"]
+    reference = _weights(tmp_path / "plain" / "model.pt")
+    for name in ("last", "compiled"):
+        other = _weights(tmp_path / name / "model.pt")
+        assert other.keys() == reference.keys()  # no "_orig_mod." prefix from the compiled wrapper
+        for k, v in reference.items():
+            torch.testing.assert_close(other[k], v, rtol=1e-4, atol=1e-5, msg=f"{name}: {k}")
+        result = last if name == "last" else compiled
+        assert [h["train_loss"] for h in result["history"]] == pytest.approx(
+            [h["train_loss"] for h in plain["history"]], rel=1e-5)
+    with pytest.raises(EtcbenchError, match="channels_last must be auto, on or off"):
+        run("bad", "s3", recipe, channels_last="yes")
+
+
+def test_the_training_loop_reads_no_value_from_the_device_per_step(tiny_run, monkeypatch):
+    """Loss and correct counts are summed on the device and read once an epoch: on CUDA a read every step would
+    wait for that step. Counted here as etcbench's own calls of ``Tensor.item`` (torch's optimisers read their CPU
+    step counters with it, which waits for nothing) in a run with 2 and one with 4 steps in its one epoch: the
+    same number."""
+    import sys
+
+    import etcbench
+
+    package = str(Path(etcbench.__file__).parent)
+    tmp_path, key, run = tiny_run
+    counts = {}
+    real_item = torch.Tensor.item
+    for steps in (2, 4):
+        calls = []
+
+        def counting_item(self, calls=calls):
+            if sys._getframe(1).f_code.co_filename.startswith(package):
+                calls.append(sys._getframe(1).f_code.co_name)
+            return real_item(self)
+
+        monkeypatch.setattr(torch.Tensor, "item", counting_item)
+        result = run(f"sync{steps}", f"s{steps}", Recipe(steps=steps, batch_size=16, lr=0.01))
+        monkeypatch.setattr(torch.Tensor, "item", real_item)
+        counts[steps] = len(calls)
+        assert result["history"][0]["steps"] == steps and 0 <= result["history"][0]["train_top1"] <= 1
+        assert "train_model" in calls  # the epoch's sums are read: the counting sees etcbench's calls
+    assert counts[2] == counts[4], counts

@@ -12,6 +12,7 @@ rule train_model:
         recipe=train_recipe,
         pretrained=pretrained,
         device=config["device"],
+        runtime=f"--channels-last {config['channels_last']}" + (" --compile" if config["compile"] else ""),
         dataset=DATASET,
         state="results/state/{setting}/{scheme}/{model}/seed{seed}",
     threads: 8
@@ -25,6 +26,6 @@ rule train_model:
         "python -m etcbench train --data {input.data} --key {input.key} --test {input.test} "
         "--model {wildcards.model} --model-options {params.options:q} --recipe {params.recipe:q} "
         "--pretrained {params.pretrained:q} --seed {wildcards.seed} "
-        "--interpolation {params.interpolation} --dataset {params.dataset} --device {params.device} "
+        "--interpolation {params.interpolation} --dataset {params.dataset} --device {params.device} {params.runtime} "
         "--threads {threads} --state-dir {params.state} "
         "--out-model {output.model} --out-metrics {output.metrics} 2> {log}"
