@@ -62,19 +62,29 @@ def _workers(workers: int | None) -> int:
     return workers or max(1, len(os.sched_getaffinity(0)))
 
 
+def _in_chunks(function, items, workers: int | None) -> list:
+    """``[function(item) for item in items]`` on ``workers`` threads, each over one contiguous share of the items
+    (one task per thread: a task per image would cost the pool more than a small image's encoder call)."""
+    n, workers = len(items), max(1, min(_workers(workers), len(items)))
+    if workers == 1:
+        return [function(item) for item in items]
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    with ThreadPoolExecutor(workers) as pool:
+        shares = pool.map(lambda ab: [function(item) for item in items[ab[0]:ab[1]]], zip(bounds[:-1], bounds[1:]))
+        return [out for share in shares for out in share]
+
+
 def encode(images: np.ndarray, quality: int, subsampling: Subsampling, workers: int | None = None) -> list[bytes]:
     """Encode ``(N, H, W, 3)`` (colour) or ``(N, H, W, 1)`` (grayscale) uint8 images; one JPEG file per image."""
     check_settings(quality, subsampling)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"expected (N, H, W, 3) or (N, H, W, 1) uint8 images, got {images.dtype} {images.shape}")
-    with ThreadPoolExecutor(_workers(workers)) as pool:
-        return list(pool.map(lambda im: encode_one(im, quality, subsampling), images, chunksize=64))
+    return _in_chunks(lambda im: encode_one(im, quality, subsampling), images, workers)
 
 
 def decode(blobs: list[bytes], workers: int | None = None) -> np.ndarray:
     """Decode JPEG files into one ``(N, H, W, 3)`` uint8 array (``(N, H, W, 1)`` for grayscale files)."""
-    with ThreadPoolExecutor(_workers(workers)) as pool:
-        return np.stack(list(pool.map(decode_one, blobs, chunksize=64)))
+    return np.stack(_in_chunks(decode_one, blobs, workers))
 
 
 def roundtrip(images: np.ndarray, quality: int, subsampling: Subsampling,
