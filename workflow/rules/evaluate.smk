@@ -13,6 +13,7 @@ rule evaluate_scheme:
         device=config["device"],
         other=lambda wildcards, input: f"--other-key {input.other_key}" if input.other_key else "",
     threads: 8
+    priority: 1
     log:
         "results/logs/evaluate_scheme/{setting}-{scheme}-seed{seed}.log",
     benchmark:

@@ -16,6 +16,9 @@ rule train_model:
         dataset=DATASET,
         state="results/state/{setting}/{scheme}/{model}/seed{seed}",
     threads: 8
+    # the trainings and their evaluations are the run's critical path (train -> evaluate -> report): when cores are
+    # scarce they start before the attacks and JPEG jobs, which nothing waits on but the report
+    priority: 2
     log:
         "results/logs/train_model/{setting}-{scheme}-{model}-seed{seed}.log",
     benchmark:
