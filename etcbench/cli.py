@@ -246,6 +246,24 @@ def cmd_rehearse(a: argparse.Namespace) -> None:
           f"{Path(a.workdir) / 'report'}")
 
 
+def cmd_cost(a: argparse.Namespace) -> None:
+    from .cost import markdown, run_cost
+
+    result = run_cost(a.configfile, cores=a.cores, device=a.device, benchmarks=_path(a.benchmarks),
+                      out_dir=Path(a.out_dir), profile=_path(a.profile))
+    print(markdown(result), end="")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 # parser -----------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     verbose = "debug logging, and the traceback of an error"
@@ -397,6 +415,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep each cell's model.pt (340 MB per ViT-B cell)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=None)
+
+    s = stage("cost", cmd_cost, "Predict a config's run before it is submitted: per rule and in total, wall time with "
+                                "--cores cores, CPU-hours, device-hours and disk, from short calibrations on this "
+                                "device (or an earlier run's benchmark files); write cost.json and cost.md.")
+    s.add_argument("--configfile", nargs="*", default=[], help="config layers over config/config.yaml, in order")
+    s.add_argument("--cores", type=_positive_int, default=2, help="the cores 'snakemake --cores' will use")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="the device the training, evaluation and attack jobs will use (auto: CUDA if present)")
+    s.add_argument("--profile", help="a Snakemake profile folder whose set-threads the run will use (e.g. "
+                                     "workflow/profiles/smoke)")
+    s.add_argument("--benchmarks", help="an earlier run's results/benchmarks folder: a job with a benchmark file "
+                                        "there takes its recorded seconds")
+    s.add_argument("--out-dir", default="results/cost")
 
     s = stage("bench", cmd_bench, "Time every hot stage against its reference (a copy, a torch clone, a per-block "
                                   "loop, bare encoder calls, plain training) in interleaved rounds; write "
