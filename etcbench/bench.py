@@ -9,7 +9,7 @@ figure reported is the median over rounds of the per-round ratio, with its range
     against a torch clone (CPU, and CUDA where present); and against :func:`loop_reference`, a per-image, per-block
     Python loop over the same key, checked to give identical output before it is timed.
 ``jpeg``
-    the JPEG round trip of the compress stage (:func:`etcbench.jpeg.roundtrip`) with 2 workers against 1 (its
+    the JPEG round trip of the compress stage (:func:`etcbench.jpeg.roundtrip_files`) with 2 workers against 1 (its
     parallel speed-up), and with 1 worker against bare, serial Pillow encoder and decoder calls on the same images.
 ``startup``
     seconds from starting ``python -m etcbench <stage>`` to its first work (the stage is given a missing input and
@@ -214,12 +214,12 @@ def _bare_roundtrip(x: np.ndarray, quality: int, subsampling: str) -> None:
 
 def jpeg_rows(x: np.ndarray, quality: int, subsampling: str, rounds: int) -> list[dict[str, Any]]:
     """The compress stage's JPEG round trip with 2 workers vs 1, and with 1 worker vs bare serial Pillow calls."""
-    from .jpeg import roundtrip
+    from .jpeg import roundtrip_files  # what the compress stage calls
 
     facts = {"batch": len(x), "image_size": x.shape[1], "quality": quality, "subsampling": subsampling}
     times = interleaved({"bare": lambda: _bare_roundtrip(x, quality, subsampling),
-                         "1 worker": lambda: roundtrip(x, quality, subsampling, workers=1),
-                         "2 workers": lambda: roundtrip(x, quality, subsampling, workers=2)}, rounds)
+                         "1 worker": lambda: roundtrip_files(x, quality, subsampling, workers=1),
+                         "2 workers": lambda: roundtrip_files(x, quality, subsampling, workers=2)}, rounds)
     return [_row("jpeg", "JPEG round trip, 2 workers", times["2 workers"], "1 worker", times["1 worker"], "workers",
                  speedup=True, cores=len(os.sched_getaffinity(0)), **facts),
             _row("jpeg", "JPEG round trip, 1 worker", times["1 worker"], "bare Pillow encode + decode calls",

@@ -57,10 +57,7 @@ def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int]
     records = []
     for quality in qualities:
         started = time.time()
-        blobs = jpeg.encode(enc["x"], quality, subsampling, workers)
-        nbytes = np.array([len(b) for b in blobs], dtype=np.int64)
-        payload = np.array([jpeg.payload_size(b) for b in blobs], dtype=np.int64)
-        decoded = jpeg.decode(blobs, workers)
+        blobs, decoded, nbytes, payload = jpeg.roundtrip_files(enc["x"], quality, subsampling, workers)
         bpp = jpeg.bits_per_pixel(nbytes, h, w)  # per pixel of the RGB image, whatever the encrypted layout
         payload_bpp = jpeg.bits_per_pixel(payload, h, w)  # the entropy-coded data alone, headers left out
         psnr = psnr_per_image(reference["x"], scheme.decrypt(decoded, key))

@@ -21,9 +21,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image, JpegImagePlugin, features
 
-__all__ = ["SUBSAMPLING", "encode", "encode_one", "decode", "decode_one", "roundtrip", "bits_per_pixel",
-           "split_header_payload", "payload_size", "read_subsampling", "libjpeg_version", "pack", "unpack",
-           "images_of"]
+__all__ = ["SUBSAMPLING", "encode", "encode_one", "decode", "decode_one", "roundtrip", "roundtrip_files",
+           "bits_per_pixel", "split_header_payload", "payload_size", "read_subsampling", "libjpeg_version", "pack",
+           "unpack", "images_of"]
 
 Subsampling = Literal["444", "420"]
 # Pillow's subsampling codes
@@ -87,16 +87,23 @@ def decode(blobs: list[bytes], workers: int | None = None) -> np.ndarray:
     return np.stack(_in_chunks(decode_one, blobs, workers))
 
 
-def roundtrip(images: np.ndarray, quality: int, subsampling: Subsampling,
-              workers: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Encode and decode; returns ``(decoded images, file sizes, entropy-coded payload sizes)``, sizes in bytes.
+def roundtrip_files(images: np.ndarray, quality: int, subsampling: Subsampling,
+                    workers: int | None = None) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
+    """Encode and decode, keeping the files: ``(JPEG files, decoded images, file sizes, entropy-coded payload
+    sizes)``, sizes in bytes. What the compression stage runs (it stores the files).
 
     A file's size less its payload size is its header size (:func:`split_header_payload`).
     """
     blobs = encode(images, quality, subsampling, workers)
     nbytes = np.array([len(b) for b in blobs], dtype=np.int64)
     payload = np.array([payload_size(b) for b in blobs], dtype=np.int64)
-    return decode(blobs, workers), nbytes, payload
+    return blobs, decode(blobs, workers), nbytes, payload
+
+
+def roundtrip(images: np.ndarray, quality: int, subsampling: Subsampling,
+              workers: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`roundtrip_files` without the files: ``(decoded images, file sizes, payload sizes)``."""
+    return roundtrip_files(images, quality, subsampling, workers)[1:]
 
 
 def bits_per_pixel(nbytes: np.ndarray, height: int, width: int) -> np.ndarray:

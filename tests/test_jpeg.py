@@ -200,3 +200,13 @@ def test_a_stored_jpeg_set_decodes_to_what_the_encoder_gave(natural_images):
     assert jpeg.images_of({"x": natural_images}) is natural_images
     with pytest.raises(ValueError, match="neither images"):
         jpeg.images_of({"y": np.zeros(3)})
+
+
+def test_the_files_of_a_round_trip_are_what_it_decoded_and_measured(natural_images):
+    blobs, decoded, nbytes, payload = jpeg.roundtrip_files(natural_images, 70, "420", workers=2)
+    assert blobs == jpeg.encode(natural_images, 70, "420")
+    np.testing.assert_array_equal(decoded, jpeg.decode(blobs))
+    assert nbytes.tolist() == [len(b) for b in blobs] and payload.tolist() == [jpeg.payload_size(b) for b in blobs]
+    again = jpeg.roundtrip(natural_images, 70, "420")
+    np.testing.assert_array_equal(again[0], decoded)
+    assert again[1].tolist() == nbytes.tolist() and again[2].tolist() == payload.tolist()
