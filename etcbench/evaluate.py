@@ -143,6 +143,28 @@ def _load_models(model_files: list[Path], dev: torch.device) -> list[tuple[Path,
     return loaded
 
 
+def _mismatch_inputs(other_key: Path | None, plain_test: Path | None, own: str,
+                     scheme_name: str) -> tuple[dict[str, np.ndarray] | None, tuple[ciphers.Key, Any] | None]:
+    """The plain test set and the other key (with its scheme) of the key-mismatch test, checked: another key of the
+    models' scheme, for the plain set's image size."""
+    if other_key is not None and plain_test is None:
+        raise EtcbenchError("a key mismatch with another key encrypts the plain test set: give plain_test")
+    plain = load_npz(plain_test) if plain_test is not None else None
+    if plain is not None:
+        require_images(plain["x"], str(plain_test), (3,))
+    if other_key is None:
+        return plain, None
+    key, scheme = ciphers.load_scheme(Path(other_key))
+    if key.fingerprint == own and scheme_name != "plain":
+        raise EtcbenchError(f"{other_key} is the models' own key; a key mismatch needs another")
+    if key.scheme != scheme_name:
+        raise EtcbenchError(f"{other_key} is a {key.scheme!r} key; the models were trained on {scheme_name!r}")
+    if tuple(key.image_size) != tuple(plain["x"].shape[1:3]):
+        raise EtcbenchError(f"{other_key} is for {tuple(key.image_size)} images; {plain_test} holds "
+                            f"{tuple(plain['x'].shape[1:3])}")
+    return plain, (key, scheme)
+
+
 def evaluate_models(model_files: list[Path] | tuple[Path, ...], test: Path, out: Path,
                     jpeg: list[Path] | tuple[Path, ...] = (), other_key: Path | None = None,
                     plain_test: Path | None = None, batch_size: int = 256, device: str = "auto") -> dict[str, Any]:
@@ -161,6 +183,7 @@ def evaluate_models(model_files: list[Path] | tuple[Path, ...], test: Path, out:
     first = loaded[0][2]
     own, cell = first["key_fingerprint"], first["record"]
     what = f"the key the models {', '.join(str(p) for p, _, _ in loaded)} were trained on"
+    plain, other = _mismatch_inputs(other_key, plain_test, own, cell["scheme"])  # checked before any inference
     records, mismatch, predictions = [], [], []
     for index, path in enumerate([test, *jpeg]):
         data = load_npz(path)
@@ -186,22 +209,9 @@ def evaluate_models(model_files: list[Path] | tuple[Path, ...], test: Path, out:
                                     "truth": np.asarray(data["y"], dtype=np.int64).tolist(),
                                     "predicted": predicted.tolist()})
             log.info("%s/%s q=%s %s: top-1 %.4f", base["model"], base["scheme"], quality, subsampling, top1)
-    plain = None
-    if other_key is not None or plain_test is not None:
-        if plain_test is None:
-            raise EtcbenchError("a key mismatch with another key encrypts the plain test set: give plain_test")
-        plain = load_npz(plain_test)
-        require_images(plain["x"], str(plain_test), (3,))
     variants = []
-    if other_key is not None:
-        key, scheme = ciphers.load_scheme(Path(other_key))
-        if key.fingerprint == own and cell["scheme"] != "plain":
-            raise EtcbenchError(f"{other_key} is the models' own key; a key mismatch needs another")
-        if key.scheme != cell["scheme"]:
-            raise EtcbenchError(f"{other_key} is a {key.scheme!r} key; the models were trained on {cell['scheme']!r}")
-        if tuple(key.image_size) != tuple(plain["x"].shape[1:3]):
-            raise EtcbenchError(f"{other_key} is for {tuple(key.image_size)} images; {plain_test} holds "
-                                f"{tuple(plain['x'].shape[1:3])}")
+    if other is not None:
+        key, scheme = other
         variants.append(("other", scheme.encrypt(plain["x"], key)))
     if plain is not None:
         layout = ciphers.create(cell["scheme"], cell["block_size"]).public_layout(plain["x"])  # key-free part

@@ -79,14 +79,31 @@ def test_records_every_model_on_every_test_set_and_under_key_mismatch(stored):
         next(r["top1"] for r in result["key_mismatch"] if r["model"] == "convmixer" and r["test_key"] == "other"))
 
 
-def test_refuses_sets_of_another_key_mixed_models_and_an_other_key_that_is_the_own(stored):
+def test_refuses_sets_of_another_key_mixed_models_and_an_other_key_that_is_the_own(stored, monkeypatch):
     tmp_path, scheme, own, other, x, y = stored
     with pytest.raises(EtcbenchError, match="other.npz was not encrypted with the key the models"):
         evaluate_models([tmp_path / "a.pt"], tmp_path / "other.npz", tmp_path / "a.json", device="cpu")
+    # the key-mismatch inputs are checked before any model sees an image
+    import etcbench.evaluate as evaluate_module
+
+    inferences = []
+    real_predict = evaluate_module.predict_arrays
+    monkeypatch.setattr(evaluate_module, "predict_arrays",
+                        lambda *a, **k: inferences.append(1) or real_predict(*a, **k))
     with pytest.raises(EtcbenchError, match="a key mismatch needs another"):
         _evaluate(tmp_path, other_key=tmp_path / "own.key.npz")
     with pytest.raises(EtcbenchError, match="give plain_test"):
         _evaluate(tmp_path, plain_test=None)
+    gray = ciphers.create("etc-gray", block_size=BLOCK).generate_key(seed=5, image_size=(SIZE, SIZE))
+    ciphers.save_key(gray, tmp_path / "gray.key.npz")
+    with pytest.raises(EtcbenchError, match="is a 'etc-gray' key; the models were trained on 'etc'"):
+        _evaluate(tmp_path, other_key=tmp_path / "gray.key.npz")
+    small = scheme.generate_key(seed=6, image_size=(2 * SIZE, 2 * SIZE))
+    ciphers.save_key(small, tmp_path / "big.key.npz")
+    with pytest.raises(EtcbenchError, match=r"is for \(32, 32\) images; .*plain.npz holds \(16, 16\)"):
+        _evaluate(tmp_path, other_key=tmp_path / "big.key.npz")
+    assert inferences == []
+    monkeypatch.setattr(evaluate_module, "predict_arrays", real_predict)
     _save_convmixer(tmp_path / "c.pt", "vit", 8, other)
     with pytest.raises(EtcbenchError, match="c.pt .* was not trained on the scheme, setting, seed and key"):
         _evaluate(tmp_path, models=("a.pt", "c.pt"))
