@@ -44,7 +44,7 @@ from .models.factory import DEFAULT_ARCH
 from .recipes import Recipe
 from .seeding import seed_everything, select_device, set_deterministic
 
-__all__ = ["CONVOLUTIONAL", "Recipe", "build_optimizer", "LrSchedule", "train_model", "use_channels_last"]
+__all__ = ["Recipe", "build_optimizer", "LrSchedule", "train_model", "use_channels_last"]
 
 log = logging.getLogger(__name__)
 
@@ -101,24 +101,22 @@ class LrSchedule:
         self.done = state["done"]
 
 
-# the models built of convolutions throughout (ViT's only convolution is its patch embedding)
-CONVOLUTIONAL = ("convmixer", "resnet18", "resnet18_tanaka", "resnet18_madono")
+def use_channels_last(setting: str, model: torch.nn.Module, device: torch.device) -> bool:
+    """Whether to train ``model`` in the channels-last memory format: ``on``, ``off``, or ``auto``: on CUDA, for a
+    model with more than one 2-D convolution (a ViT's only one is its patch embedding), whatever its name.
 
-
-def use_channels_last(setting: str, model_name: str, device: torch.device) -> bool:
-    """Whether to train in the channels-last memory format: ``on``, ``off``, or ``auto`` (the convolutional models
-    on CUDA).
-
+    >>> from torch import nn
+    >>> cnn, vit_like = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3)), nn.Sequential(nn.Conv2d(3, 4, 4))
     >>> cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    >>> use_channels_last("auto", "convmixer", cuda), use_channels_last("auto", "vit", cuda)
+    >>> use_channels_last("auto", cnn, cuda), use_channels_last("auto", vit_like, cuda)
     (True, False)
-    >>> use_channels_last("auto", "convmixer", cpu), use_channels_last("on", "vit", cpu)
+    >>> use_channels_last("auto", cnn, cpu), use_channels_last("on", vit_like, cpu)
     (False, True)
     """
     if setting not in ("auto", "on", "off"):
         raise EtcbenchError(f"channels_last must be auto, on or off, got {setting!r}")
     if setting == "auto":
-        return device.type == "cuda" and model_name in CONVOLUTIONAL
+        return device.type == "cuda" and sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) > 1
     return setting == "on"
 
 
@@ -189,7 +187,7 @@ def train_model(
     loaded = load_pretrained(model, model_name, arch, pretrained)
     card = model_card(model, model_name, arch, (in_chans, rows, cols), loaded)
     log.info("model card: %s", json.dumps(card))
-    memory_format = torch.channels_last if use_channels_last(channels_last, model_name, dev) else None
+    memory_format = torch.channels_last if use_channels_last(channels_last, model, dev) else None
     model = model.to(dev) if memory_format is None else model.to(dev, memory_format=memory_format)
     forward = torch.compile(model) if compile_model else model  # the same parameters: state_dict of ``model``
     optimizer = build_optimizer(model, recipe)

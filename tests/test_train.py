@@ -314,3 +314,19 @@ def test_the_training_loop_reads_no_value_from_the_device_per_step(tiny_run, mon
         assert result["history"][0]["steps"] == steps and 0 <= result["history"][0]["train_top1"] <= 1
         assert "train_model" in calls  # the epoch's sums are read: the counting sees etcbench's calls
     assert counts[2] == counts[4], counts
+
+
+def test_auto_channels_last_picks_the_convolutional_models_by_their_layers():
+    from etcbench.train import use_channels_last
+
+    cuda = torch.device("cuda")  # only its type is read: no GPU needed
+    built = {
+        "vit": build_model("vit", 10, SIZE, BLOCK, {"arch": "vit_tiny_patch16_224", "depth": 1}),
+        "convmixer": build_model("convmixer", 10, SIZE, BLOCK, {"dim": 16, "depth": 1, "kernel_size": 3}),
+        "resnet18": build_model("resnet18", 10, SIZE, 4, {"channels": [8, 8, 8, 8], "stem_width": 8}),
+        "resnet18_tanaka": build_model("resnet18_tanaka", 10, SIZE, 4,
+                                       {"classifier_options": {"channels": [8, 8, 8, 8], "stem_width": 8}}),
+    }
+    assert {name: use_channels_last("auto", m, cuda) for name, m in built.items()} == {
+        "vit": False, "convmixer": True, "resnet18": True, "resnet18_tanaka": True}
+    assert not any(use_channels_last("auto", m, torch.device("cpu")) for m in built.values())
