@@ -430,12 +430,25 @@ class _Estimator:
                  "encryption": e["a"] + e["b"] * self.n_test}
         return parts, self.n_test / e["n"]
 
-    def jpeg_cal(self, job: Job) -> Mapping[str, float]:
+    def jpeg_cal(self, job: Job, subsampling: str | None = None) -> Mapping[str, float]:
+        """The JPEG stage's calibration for the job's setting and scheme at ``subsampling`` (default: the job's),
+        with the JPEG rule's workers."""
         size, block = self.setting(job)
         scheme = job.wildcards["scheme"]
         return self.cal("jpeg", scheme=scheme, options=self.scheme_options(scheme), size=size, block=block,
-                        subsampling=job.wildcards["subsampling"], qualities=list(self.c["jpeg"]["qualities"]),
-                        workers=self.run.threads(job.rule), interpolation=self.interp)
+                        subsampling=subsampling or job.wildcards["subsampling"],
+                        qualities=list(self.c["jpeg"]["qualities"]),
+                        workers=self.run.threads(job.rule if job.rule.startswith("compress_") else "compress_jpeg"),
+                        interpolation=self.interp)
+
+    def pipeline_cal(self, job: Job, recipe: Any) -> Mapping[str, float]:
+        """The training data path's calibration (augmented, and without augmentation: ``eval_s_per_image``) for the
+        job's setting and scheme under ``recipe``, with the training rule's threads."""
+        size, block = self.setting(job)
+        scheme = job.wildcards["scheme"]
+        return self.cal("pipeline", scheme=scheme, options=self.scheme_options(scheme), size=size, block=block,
+                        augment=recipe.augment, padding=recipe.crop_padding, scale=list(recipe.crop_scale),
+                        interpolation=self.interp, device=self.run.device, threads=self.run.threads("train_model"))
 
     def compress(self, job: Job) -> tuple[dict[str, float], float]:
         j = self.jpeg_cal(job)
@@ -447,10 +460,7 @@ class _Estimator:
         recipe = recipe_for(self.c["train"], w["model"], w["scheme"])
         m = self.timing(w["model"], w["scheme"], size, block, job.rule)
         build = self.params(w["model"], w["scheme"], size, block)
-        pipe = self.cal("pipeline", scheme=w["scheme"], options=self.scheme_options(w["scheme"]), size=size,
-                        block=block, augment=recipe.augment, padding=recipe.crop_padding,
-                        scale=list(recipe.crop_scale), interpolation=self.interp, device=self.run.device,
-                        threads=self.run.threads(job.rule))
+        pipe = self.pipeline_cal(job, recipe)
         io = self.io()
         steps, epochs = recipe.total_steps(self.n_train), recipe.epochs_run(self.n_train)
         images = steps * recipe.batch_size
@@ -492,18 +502,12 @@ class _Estimator:
             parts[f"inference {model}"] = sets * _infer(m, self.n_test, EVAL_BATCH)
             parts["files"] = parts.get("files", 0.0) + state / io["read_bps"]
             factor = max(factor, sets * self.n_test / m["infer_batch"])
-        decode = 0.0
-        for sub in jpeg_subsamplings(self.c, scheme):
-            j = self.cal("jpeg", scheme=scheme, options=self.scheme_options(scheme), size=size, block=block,
-                         subsampling=sub, qualities=list(self.c["jpeg"]["qualities"]),
-                         workers=self.run.threads("compress_jpeg"), interpolation=self.interp)
-            decode += len(self.c["jpeg"]["qualities"]) * self.n_test * j["decode_s_per_image"]
+        decode = sum(len(self.c["jpeg"]["qualities"]) * self.n_test * self.jpeg_cal(job, sub)["decode_s_per_image"]
+                     for sub in jpeg_subsamplings(self.c, scheme))  # the calibrations of the JPEG jobs
         parts["JPEG decoding"] = decode
-        if scheme != "plain":  # the other key's set, encrypted here
-            pipe = self.cal("pipeline", scheme=scheme, options=self.scheme_options(scheme), size=size, block=block,
-                            augment="none", padding=0, scale=[1.0, 1.0], interpolation=self.interp,
-                            device=self.run.device, threads=self.run.threads(job.rule))
-            parts["other-key encryption"] = self.n_test * pipe["eval_s_per_image"]
+        if scheme != "plain":  # the other key's set, encrypted here: the training data path without augmentation
+            recipe = recipe_for(self.c["train"], models[0], scheme)
+            parts["other-key encryption"] = self.n_test * self.pipeline_cal(job, recipe)["eval_s_per_image"]
         parts["files"] = parts.get("files", 0.0) + 2 * test_bytes / io["read_bps"]
         return parts, factor
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from etcbench import config as cfg
 from etcbench.cost import (
+    RULE_PRIORITY,
     Run,
     calibration_requests,
     dag_jobs,
@@ -67,7 +68,8 @@ def snakemake_jobs(stdout: str) -> list[dict]:
         fields = dict(re.findall(r"^    (\w+): (.*)$", block, re.M))
         jobs.append({"rule": head[1], "inputs": set(fields.get("input", "").split(", ")) - {""},
                      "outputs": set(fields["output"].split(", ")) if "output" in fields else set(),
-                     "threads": int(fields.get("threads", 1)), "benchmark": fields.get("benchmark")})
+                     "threads": int(fields.get("threads", 1)), "benchmark": fields.get("benchmark"),
+                     "priority": int(fields.get("priority", 0))})
     return jobs
 
 
@@ -88,6 +90,7 @@ def test_the_jobs_are_snakemakes(name, dry_runs):
         assert match is not None and match["rule"] == job.rule, job.name
         assert set(job.outputs) <= match["outputs"] and set(job.inputs) == match["inputs"], job.name
         assert run.threads(job.rule) == match["threads"], job.name
+        assert RULE_PRIORITY.get(job.rule, 0) == match["priority"], job.name  # the scheduler's replay uses them
         bench = f"results/benchmarks/{job.benchmark}" if job.benchmark else None
         assert bench == match["benchmark"], job.name
 
