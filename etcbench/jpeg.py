@@ -3,8 +3,11 @@
 Colour images ``(N, H, W, 3)`` are coded as YCbCr JPEG with the chosen chroma subsampling; single-channel images
 ``(N, H, W, 1)`` (the planes of grayscale-based EtC) as grayscale JPEG, which has no chroma and ignores it.
 
-Encoding and decoding run on every core: Pillow releases the GIL inside libjpeg-turbo, so a thread pool over
-chunks of images scales without copying the batch into other processes.
+Encoding and decoding run on every core, each worker over one contiguous share of the images. Where the platform
+forks (Linux), the workers are forked processes: the images reach them copy-on-write, decoded images come back
+through one shared anonymous mapping, and only the files (a few KB each) through a pipe; the per-image Python work
+(Pillow's save plumbing, the payload walk) then runs in parallel too, which threads could not do under the GIL.
+Elsewhere a thread pool does the same shares.
 
 At 32-64 px the headers (quantisation and Huffman tables, frame and scan headers: several hundred bytes, the same
 for every image of a setting) are a large share of each file, so :func:`split_header_payload` separates them from
@@ -14,7 +17,12 @@ the entropy-coded payload, whose size is the rate that compares schemes.
 from __future__ import annotations
 
 import io
+import mmap
+import multiprocessing
 import os
+import pickle
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
@@ -62,29 +70,118 @@ def _workers(workers: int | None) -> int:
     return workers or max(1, len(os.sched_getaffinity(0)))
 
 
-def _in_chunks(function, items, workers: int | None) -> list:
-    """``[function(item) for item in items]`` on ``workers`` threads, each over one contiguous share of the items
-    (one task per thread: a task per image would cost the pool more than a small image's encoder call)."""
-    n, workers = len(items), max(1, min(_workers(workers), len(items)))
+_FORK = "fork" in multiprocessing.get_all_start_methods()
+_FORK_LOCK = threading.Lock()  # one forked pool at a time: the children read their task from a module global
+_TASK: list[Callable[[int, int], object]] = []
+
+
+def _bounds(n: int, workers: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, n, workers + 1).astype(int).tolist()
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _child(conn, start: int, stop: int) -> None:  # pragma: no cover (runs in the forked child)
+    try:
+        result = ("ok", _TASK[0](start, stop))
+    except BaseException as exc:  # sent to the parent, which raises it
+        result = ("error", exc)
+    try:
+        conn.send_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception as exc:  # an exception that does not pickle
+        conn.send_bytes(pickle.dumps(("error", RuntimeError(repr(exc)))))
+    conn.close()
+
+
+def _map_shares(task: Callable[[int, int], list], n: int, workers: int | None) -> list:
+    """``task(start, stop)`` over contiguous shares of ``range(n)``, one per worker, results joined in order.
+
+    The first share runs in this process, the others in forked children (threads where the platform does not
+    fork). ``task`` may write into a :func:`_shared_array` made before the call: the children's writes land there.
+    """
+    workers = max(1, min(_workers(workers), n))
+    shares = _bounds(n, workers)
     if workers == 1:
-        return [function(item) for item in items]
-    bounds = np.linspace(0, n, workers + 1).astype(int)
-    with ThreadPoolExecutor(workers) as pool:
-        shares = pool.map(lambda ab: [function(item) for item in items[ab[0]:ab[1]]], zip(bounds[:-1], bounds[1:]))
-        return [out for share in shares for out in share]
+        return task(0, n)
+    if not _FORK:
+        with ThreadPoolExecutor(workers) as pool:
+            return [out for part in pool.map(lambda ab: task(*ab), shares) for out in part]
+    ctx = multiprocessing.get_context("fork")
+    with _FORK_LOCK:
+        _TASK[:] = [task]
+        children = []
+        try:
+            for start, stop in shares[1:]:
+                receive, send = ctx.Pipe(duplex=False)
+                child = ctx.Process(target=_child, args=(send, start, stop), daemon=True)
+                child.start()
+                send.close()
+                children.append((child, receive))
+            parts = [task(*shares[0])]
+            for child, receive in children:
+                try:
+                    status, value = pickle.loads(receive.recv_bytes())
+                except EOFError:
+                    child.join()
+                    raise RuntimeError(f"a JPEG worker process died (exit code {child.exitcode})") from None
+                if status == "error":
+                    raise value
+                parts.append(value)
+            return [out for part in parts for out in part]
+        finally:
+            for child, receive in children:
+                receive.close()
+                if child.is_alive():
+                    child.kill()
+                child.join()
+            _TASK.clear()
+
+
+def _shared_array(shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 array in an anonymous shared mapping: what forked workers write into it, this process sees."""
+    size = int(np.prod(shape))
+    return np.frombuffer(mmap.mmap(-1, max(size, 1)), dtype=np.uint8, count=size).reshape(shape)
 
 
 def encode(images: np.ndarray, quality: int, subsampling: Subsampling, workers: int | None = None) -> list[bytes]:
     """Encode ``(N, H, W, 3)`` (colour) or ``(N, H, W, 1)`` (grayscale) uint8 images; one JPEG file per image."""
+    _check_images(images, quality, subsampling)
+    return _map_shares(lambda a, b: [encode_one(im, quality, subsampling) for im in images[a:b]], len(images),
+                       workers)
+
+
+def _check_images(images: np.ndarray, quality: int, subsampling: str) -> None:
     check_settings(quality, subsampling)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"expected (N, H, W, 3) or (N, H, W, 1) uint8 images, got {images.dtype} {images.shape}")
-    return _in_chunks(lambda im: encode_one(im, quality, subsampling), images, workers)
+
+
+def _decoded_shape(blob: bytes) -> tuple[int, int, int]:
+    """``(H, W, C)`` of a JPEG file's image, read from its header (no decoding)."""
+    with Image.open(io.BytesIO(blob)) as im:
+        return im.size[1], im.size[0], 1 if im.mode == "L" else 3
+
+
+def _decode_into(out: np.ndarray, blobs: list[bytes], start: int) -> None:
+    for i, blob in enumerate(blobs, start):
+        img = decode_one(blob)
+        if img.shape != out.shape[1:]:
+            raise ValueError(f"JPEG file {i} holds a {img.shape} image, file 0 a {out.shape[1:]} one: "
+                             "a set's files must share one size and colour mode")
+        out[i] = img
 
 
 def decode(blobs: list[bytes], workers: int | None = None) -> np.ndarray:
     """Decode JPEG files into one ``(N, H, W, 3)`` uint8 array (``(N, H, W, 1)`` for grayscale files)."""
-    return np.stack(_in_chunks(decode_one, blobs, workers))
+    if not blobs:
+        raise ValueError("no JPEG files to decode")
+    out = _shared_array((len(blobs), *_decoded_shape(blobs[0])))
+
+    def share(a: int, b: int) -> list:
+        _decode_into(out, blobs[a:b], a)
+        return []
+
+    _map_shares(share, len(blobs), workers)
+    return out
 
 
 def roundtrip_files(images: np.ndarray, quality: int, subsampling: Subsampling,
@@ -92,12 +189,22 @@ def roundtrip_files(images: np.ndarray, quality: int, subsampling: Subsampling,
     """Encode and decode, keeping the files: ``(JPEG files, decoded images, file sizes, entropy-coded payload
     sizes)``, sizes in bytes. What the compression stage runs (it stores the files).
 
+    Each worker encodes, measures and decodes its own share of the images in one pass.
     A file's size less its payload size is its header size (:func:`split_header_payload`).
     """
-    blobs = encode(images, quality, subsampling, workers)
+    _check_images(images, quality, subsampling)
+    out = _shared_array(images.shape)
+
+    def share(a: int, b: int) -> list:
+        blobs = [encode_one(im, quality, subsampling) for im in images[a:b]]
+        _decode_into(out, blobs, a)
+        return [(blob, payload_size(blob)) for blob in blobs]
+
+    coded = _map_shares(share, len(images), workers)
+    blobs = [blob for blob, _ in coded]
     nbytes = np.array([len(b) for b in blobs], dtype=np.int64)
-    payload = np.array([payload_size(b) for b in blobs], dtype=np.int64)
-    return blobs, decode(blobs, workers), nbytes, payload
+    payload = np.array([size for _, size in coded], dtype=np.int64)
+    return blobs, out, nbytes, payload
 
 
 def roundtrip(images: np.ndarray, quality: int, subsampling: Subsampling,

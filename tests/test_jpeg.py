@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -210,3 +212,38 @@ def test_the_files_of_a_round_trip_are_what_it_decoded_and_measured(natural_imag
     again = jpeg.roundtrip(natural_images, 70, "420")
     np.testing.assert_array_equal(again[0], decoded)
     assert again[1].tolist() == nbytes.tolist() and again[2].tolist() == payload.tolist()
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_every_worker_count_gives_the_serial_files_and_images(natural_images, monkeypatch, fork):
+    """Forked workers (threads where the platform does not fork) return the files, sizes and decoded images of
+    one serial pass, in order, for shares of unequal length too (16 images on 3 and 5 workers)."""
+    monkeypatch.setattr(jpeg, "_FORK", fork)
+    gray = natural_images[..., :1]
+    serial = jpeg.roundtrip_files(natural_images, 70, "420", workers=1)
+    serial_gray = jpeg.roundtrip_files(gray, 70, "420", workers=1)
+    for workers in (2, 3, 5, 40):
+        blobs, decoded, nbytes, payload = jpeg.roundtrip_files(natural_images, 70, "420", workers=workers)
+        assert blobs == serial[0] and nbytes.tolist() == serial[2].tolist() and payload.tolist() == serial[3].tolist()
+        np.testing.assert_array_equal(decoded, serial[1])
+        np.testing.assert_array_equal(jpeg.decode(blobs, workers), serial[1])
+        assert jpeg.encode(natural_images, 70, "420", workers) == serial[0]
+        blobs_gray, decoded_gray = jpeg.roundtrip_files(gray, 70, "420", workers=workers)[:2]
+        assert blobs_gray == serial_gray[0] and decoded_gray.shape == gray.shape
+        np.testing.assert_array_equal(decoded_gray, serial_gray[1])
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize("where", [1, -1])  # in this process's share, in a forked worker's
+def test_a_bad_file_in_any_share_raises_and_leaves_no_worker(natural_images, where):
+    blobs = jpeg.encode(natural_images, 60, "444")
+    broken = list(blobs)
+    broken[where] = b"not a jpeg"
+    with pytest.raises(OSError, match="cannot identify image file"):
+        jpeg.decode(broken, workers=2)
+    mixed = blobs[:8] + jpeg.encode(natural_images[:8, :32], 60, "444")
+    with pytest.raises(ValueError, match="share one size"):
+        jpeg.decode(mixed, workers=2)
+    with pytest.raises(ValueError, match="no JPEG files"):
+        jpeg.decode([])
+    assert not multiprocessing.active_children()
