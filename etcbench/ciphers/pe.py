@@ -48,13 +48,14 @@ import numpy as np
 from .base import GatherScheme, Scheme, Subsampling, image_hw
 from .etc import CHANNEL_PERMS
 from .keys import Key
-from .plan import GatherPlan, is_torch
+from .plan import GatherPlan, is_torch, thread_pool
 from .registry import register_scheme
 
-__all__ = ["PE", "PEFixed", "apply_pixel_keys"]
+__all__ = ["PE", "PEFixed", "apply_pixel_keys", "apply_pixel_states"]
 
 _INVERSE_PERMS = np.argsort(CHANNEL_PERMS, axis=1)  # code -> inverse permutation
 _CHUNK = 256  # images whose per-image keys are drawn at once (bounds the key memory: 8 bytes per pixel)
+_NUMPY_CHUNK = 16  # on numpy: images per thread-pool task, whose temporaries stay in cache
 
 
 def _check_size(image_size: tuple[int, int]) -> tuple[int, int]:
@@ -91,6 +92,69 @@ def apply_pixel_keys(x: Any, negpos: Any, codes: Any, inverse: bool) -> Any:
         return np.where(negpos, top - v, v)
 
     return flip(np.take_along_axis(x, perms, axis=-1)) if inverse else np.take_along_axis(flip(x), perms, axis=-1)
+
+
+def _where(cond: Any, a: Any, b: Any) -> Any:
+    """``where(cond, a, b)``; on integer arrays by bit masks (``b ^ ((a ^ b) & -cond)``: numpy's ``where`` on
+    uint8 arrays is several times slower)."""
+    if is_torch(cond):
+        import torch
+
+        return torch.where(cond, a, b)
+    if a.dtype.kind in "ui" and b.dtype.kind in "ui":
+        return b ^ ((a ^ b) & (0 - cond.view(np.uint8)).astype(b.dtype, copy=False))
+    return np.where(cond, a, b)
+
+
+def _u8(flags: Any) -> Any:
+    """A boolean array as uint8 0/1, without a copy where the library allows."""
+    if is_torch(flags):
+        import torch
+
+        return flags.to(torch.uint8)
+    return flags.view(np.uint8)
+
+
+def apply_pixel_states(x: Any, bits: Any, codes: Any, inverse: bool) -> Any:
+    """:func:`apply_pixel_keys` from the keys in their compact form: elementwise uint8 operations only.
+
+    Args:
+        x: numpy ``(N, H, W, 3)`` or torch ``(N, 3, H, W)``, uint8 or float in [0, 1].
+        bits: uint8 ``(N, H, W)`` of the same library; bit ``c`` is the NP bit of input channel ``c``.
+        codes: uint8 ``(N, H, W)`` colour permutation codes 0..5.
+        inverse: decrypt instead.
+
+    The same result as :func:`apply_pixel_keys` (a test checks it), without its ``(N, H, W, 3)`` int64 index
+    arrays. ``CHANNEL_PERMS`` lists the permutations of (0, 1, 2) in lexicographic order, so code ``c`` takes
+    its first channel from ``c // 2`` and the other two in increasing order when ``c`` is even, swapped when odd;
+    the inverse of code 3 is code 4 and vice versa, the others are their own inverses. Encryption:
+    ``y_k = x_{src_k}``, inverted where bit ``src_k`` is set; decryption, with the inverse code:
+    ``x_k = y_{src_k}``, inverted where bit ``k`` is set.
+    """
+    torch_layout = is_torch(x)
+    if inverse:
+        codes = codes + _u8(codes == 3) - _u8(codes == 4)
+    first = codes >> 1
+    odd = (codes & 1) == 1
+    low, high = _u8(first == 0), 2 - _u8(first == 2)
+    sources = (first, _where(odd, high, low), _where(odd, low, high))
+    if torch_layout:
+        planes = [x[:, c] for c in range(3)]
+        out = x.new_empty(x.shape)
+    else:
+        planes = [np.ascontiguousarray(x[..., c]) for c in range(3)]
+        out = np.empty_like(x)
+    integer = x.dtype == np.uint8 if not torch_layout else not x.dtype.is_floating_point
+    for k, src in enumerate(sources):
+        value = _where(src == 0, planes[0], _where(src == 1, planes[1], planes[2]))
+        flip = (bits >> (k if inverse else src)) & 1
+        # inverted where the bit is set: on uint8, 255 - v is v XOR 255, and 0 - 1 is 255
+        value = value ^ (0 - flip) if integer else _where(flip == 1, 1 - value, value)
+        if torch_layout:
+            out[:, k] = value
+        else:
+            out[..., k] = value
+    return out
 
 
 class _Pixelwise:
@@ -147,20 +211,42 @@ class PE(_Pixelwise, Scheme):
         codes = (words >> np.uint64(3)) % np.uint64(6) if self.color_shuffle else np.zeros_like(words)
         return negpos, codes.astype(np.int64)
 
+    def image_states(self, key: Key, first_index: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`image_keys` in compact form: uint8 ``(count, H, W)`` NP bits (bit ``c`` for channel ``c``) and
+        uint8 ``(count, H, W)`` colour codes, from the same words of the stream."""
+        if first_index < 0:
+            raise ValueError(f"first_index must be non-negative, got {first_index}")
+        h, w = key.image_size
+        stream = np.random.PCG64(np.random.SeedSequence(key.arrays["secret"].astype(np.uint64).tolist()))
+        stream.advance(first_index * h * w)
+        words = stream.random_raw(count * h * w).reshape(count, h, w)
+        bits = (words & np.uint64(7)).astype(np.uint8)
+        codes = ((words >> np.uint64(3)) % np.uint64(6)).astype(np.uint8) if self.color_shuffle else (
+            np.zeros(words.shape, dtype=np.uint8))
+        return bits, codes
+
     def _run(self, x: Any, key: Key, first_index: int, inverse: bool) -> Any:
         h, w, batched = image_hw(x)
         self.check_key(key, h, w)
         x = x if batched else x[None]
-        y = x.clone() if is_torch(x) else x.copy()
-        for start in range(0, x.shape[0], _CHUNK):  # chunks of images bound the key memory; each chunk vectorised
-            chunk = x[start:start + _CHUNK]
-            negpos, codes = self.image_keys(key, first_index + start, chunk.shape[0])
-            if is_torch(chunk):
+        y = x.new_empty(x.shape) if is_torch(x) else np.empty_like(x)
+        chunk = _CHUNK if is_torch(x) else _NUMPY_CHUNK
+
+        def run(start: int) -> None:  # a chunk's keys drawn, then applied, each vectorised over the chunk
+            part = x[start:start + chunk]
+            bits, codes = self.image_states(key, first_index + start, part.shape[0])
+            if is_torch(part):
                 import torch
 
-                negpos = torch.from_numpy(negpos).permute(0, 3, 1, 2).to(chunk.device)
-                codes = torch.from_numpy(codes).to(chunk.device)
-            y[start:start + _CHUNK] = apply_pixel_keys(chunk, negpos, codes, inverse)
+                bits, codes = torch.from_numpy(bits).to(part.device), torch.from_numpy(codes).to(part.device)
+            y[start:start + chunk] = apply_pixel_states(part, bits, codes, inverse)
+
+        starts = range(0, x.shape[0], chunk)
+        if is_torch(x) or len(starts) == 1:  # torch parallelises each operation itself
+            for start in starts:
+                run(start)
+        else:  # numpy releases the GIL in every step: cache-sized chunks on the thread pool
+            list(thread_pool().map(run, starts))
         return y if batched else y[0]
 
     def encrypt(self, x: Any, key: Key, first_index: int = 0) -> Any:
@@ -181,10 +267,11 @@ class PE(_Pixelwise, Scheme):
         image_hw(x)
         n, _, h, w = x.shape
         gen_device = generator.device
-        negpos = torch.randint(0, 2, (n, 3, h, w), generator=generator, device=gen_device).bool().to(x.device)
+        negpos = torch.randint(0, 2, (n, 3, h, w), generator=generator, device=gen_device).to(x.device, torch.uint8)
         codes = (torch.randint(0, 6, (n, h, w), generator=generator, device=gen_device) if self.color_shuffle else
-                 torch.zeros(n, h, w, dtype=torch.int64, device=gen_device)).to(x.device)
-        return apply_pixel_keys(x, negpos, codes, inverse=False)
+                 torch.zeros(n, h, w, dtype=torch.int64, device=gen_device)).to(x.device, torch.uint8)
+        bits = negpos[:, 0] | (negpos[:, 1] << 1) | (negpos[:, 2] << 2)
+        return apply_pixel_states(x, bits, codes, inverse=False)
 
 
 @register_scheme("pe-fixed")

@@ -22,7 +22,7 @@ import numpy as np
 
 from .blocks import from_blocks, to_blocks
 
-__all__ = ["GatherPlan", "block_plan", "is_torch", "map_chunks"]
+__all__ = ["GatherPlan", "block_plan", "is_torch", "map_chunks", "thread_pool"]
 
 _POOL: ThreadPoolExecutor | None = None
 _CHUNK = 32  # images per gather task on the CPU: large enough to amortise overhead, small enough to stay in cache
@@ -32,7 +32,8 @@ def is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
 
 
-def _pool() -> ThreadPoolExecutor:
+def thread_pool() -> ThreadPoolExecutor:
+    """The ciphers' shared thread pool (one thread per core, at most 8), made on first use."""
     global _POOL
     if _POOL is None:
         import os
@@ -51,7 +52,7 @@ def map_chunks(x: np.ndarray, chunk: int, fn: Callable[[np.ndarray, np.ndarray],
     out = np.empty_like(flat)
     chunks = [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
     if len(chunks) > 1:
-        list(_pool().map(lambda s: fn(flat[s], out[s]), chunks))
+        list(thread_pool().map(lambda s: fn(flat[s], out[s]), chunks))
     elif chunks:
         fn(flat, out)
     return out.reshape(x.shape)

@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .plan import _pool, is_torch
+from .plan import is_torch, thread_pool
 
 __all__ = [
     "CHROMA",
@@ -253,7 +253,7 @@ def _run_tasks(n: int, height: int, width: int, fn: Callable[[slice, slice], Non
     """Call ``fn(images, rows)`` for every task, on the package's worker pool when there are several."""
     tasks = _tasks(n, height, width)
     if len(tasks) > 1:
-        list(_pool().map(lambda task: fn(*task), tasks))
+        list(thread_pool().map(lambda task: fn(*task), tasks))
     elif tasks:
         fn(*tasks[0])
 

@@ -185,3 +185,45 @@ def test_fresh_training_keys_are_drawn_per_call_and_per_image():
     assert np.array_equal(_fold(as_numpy), _fold(x.permute(0, 2, 3, 1).numpy()))
     with pytest.raises(ValueError, match="first_index"):
         scheme.encrypt(images(1, 8, 8), scheme.generate_key(seed=0, image_size=(8, 8)), first_index=-1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(size=sizes, seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40), start=st.integers(0, 10**4),
+       inverse=st.booleans(), color_shuffle=st.booleans())
+def test_the_compact_key_path_is_the_index_reference(size, seed, n, start, inverse, color_shuffle):
+    """What ``pe`` runs (uint8 NP bits and colour codes, elementwise, in thread-pool chunks of images) gives
+    the straightforward per-pixel gather with int64 indices (``apply_pixel_keys``), on numpy uint8 and float and
+    on torch, encrypting and decrypting; the compact keys are the same words of the stream."""
+    from etcbench.ciphers.pe import apply_pixel_keys
+
+    h, w = size
+    scheme = ciphers.create("pe", block_size=4, color_shuffle=color_shuffle)
+    key = scheme.generate_key(seed=seed, image_size=(h, w))
+    x = images(n, h, w, seed % 1000)
+    negpos, codes = scheme.image_keys(key, start, n)
+    bits, small_codes = scheme.image_states(key, start, n)
+    assert bits.dtype == small_codes.dtype == np.uint8
+    np.testing.assert_array_equal(bits, negpos[..., 0] + 2 * negpos[..., 1] + 4 * negpos[..., 2])
+    np.testing.assert_array_equal(small_codes, codes)
+    expected = apply_pixel_keys(x, negpos, codes, inverse)
+    run = scheme.decrypt if inverse else scheme.encrypt
+    np.testing.assert_array_equal(run(x, key, first_index=start), expected)
+    floats = x.astype(np.float32) / 255
+    np.testing.assert_allclose(run(floats, key, first_index=start), apply_pixel_keys(floats, negpos, codes, inverse),
+                               atol=1e-6)
+    assert torch.equal(run(nchw(x), key, first_index=start), nchw(expected))
+
+
+def test_fresh_training_keys_are_applied_as_drawn():
+    """``encrypt_fresh`` applies exactly the NP bits and colour codes it draws from the generator (in that order)."""
+    from etcbench.ciphers.pe import apply_pixel_keys
+
+    scheme = ciphers.create("pe", block_size=4)
+    x = nchw(images(5, 6, 7, 3))
+    y = scheme.encrypt_fresh(x, torch.Generator().manual_seed(11))
+    g = torch.Generator().manual_seed(11)
+    negpos = torch.randint(0, 2, (5, 3, 6, 7), generator=g).bool()
+    codes = torch.randint(0, 6, (5, 6, 7), generator=g)
+    assert torch.equal(y, apply_pixel_keys(x, negpos, codes, inverse=False))
+    floats = x.float() / 255
+    assert torch.allclose(scheme.encrypt_fresh(floats, torch.Generator().manual_seed(11)), y.float() / 255)
