@@ -101,7 +101,7 @@ def test_every_job_comes_after_what_it_needs():
     assert all(d < i for i, ds in enumerate(deps) for d in ds)
     report = next(i for i, j in enumerate(jobs) if j.rule == "make_report")
     assert {jobs[d].rule for d in deps[report]} >= {"evaluate_scheme", "attack_scheme", "compress_jpeg", "make_key",
-                                                    "train_model", "encrypt_test", "position_leak"}
+                                                    "train_model", "plain_test", "encrypt_examples", "position_leak"}
 
 
 # the scheduler ----------------------------------------------------------------------------------------------------

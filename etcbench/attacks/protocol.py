@@ -380,8 +380,6 @@ def attack_test_set(
     key, scheme = ciphers.load_scheme(key_path)
     data = load_npz(data_path)
     require_images(data["train_x"], f"{data_path} (train_x)")
-    test = encrypted_test_set(plain_path, key_path, count=num_images)  # only the attacked images
-    plain = {"x": test.plain, "y": test.y}
     unknown = sorted(set(options) - set(attack_names))
     if unknown:
         raise EtcbenchError(f"--options names attack(s) {', '.join(unknown)} that are not run")
@@ -400,6 +398,8 @@ def attack_test_set(
         if isinstance(attack, KnownPlaintextAttack) and max(attack.pairs) > train_images:
             raise EtcbenchError(f"kpa pairs {max(attack.pairs)} exceeds the attacker's {train_images} images "
                                 f"(--train-images)")
+    test = encrypted_test_set(plain_path, key_path, count=num_images)  # the attacked images only, once all is checked
+    plain = {"x": test.plain, "y": test.y}
     learners = [r for r in runs if r.needs_training]
     own = None
     if learners or any(isinstance(r, KnownPlaintextAttack) for r in runs):  # the attacker's own images
