@@ -152,14 +152,16 @@ def _master_arguments(s: argparse.ArgumentParser) -> None:
 def cmd_encrypt(a: argparse.Namespace) -> None:
     from .encryption import encrypt_split
 
-    encrypt_split(Path(a.data), Path(a.key), Path(a.out), a.split, a.interpolation, _path(a.out_examples),
+    if a.out is None and a.out_examples is None:
+        raise EtcbenchError("nothing to write: give --out, --out-examples or both")
+    encrypt_split(Path(a.data), Path(a.key), _path(a.out), a.split, a.interpolation, _path(a.out_examples),
                   a.num_examples)
 
 
 def cmd_compress(a: argparse.Namespace) -> None:
     from .compression import compress_set
 
-    compress_set(Path(a.images), Path(a.plain), Path(a.key), a.quality, a.subsampling, Path(a.out_dir), a.workers,
+    compress_set(Path(a.plain_test), Path(a.key), a.quality, a.subsampling, Path(a.out_dir), a.workers,
                  a.dataset)
 
 
@@ -169,7 +171,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     from .train import train_model
 
     pretrained: bool | str = {"true": True, "false": False}.get(str(a.pretrained).lower(), a.pretrained)
-    train_model(data_path=Path(a.data), key_path=Path(a.key), test_path=Path(a.test), model_name=a.model,
+    train_model(data_path=Path(a.data), key_path=Path(a.key), plain_test=Path(a.plain_test), model_name=a.model,
                 model_options=a.model_options, recipe=Recipe.from_dict(a.recipe), seed=a.seed,
                 interpolation=a.interpolation, out_model=Path(a.out_model), out_metrics=Path(a.out_metrics),
                 state_dir=Path(a.state_dir), pretrained=pretrained, device=a.device, progress=not a.no_progress,
@@ -180,15 +182,15 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
     from .evaluate import evaluate_models
 
-    evaluate_models([Path(p) for p in a.model_file], Path(a.test), Path(a.out), [Path(p) for p in a.jpeg],
-                    _path(a.other_key), _path(a.plain_test), a.batch_size, a.device)
+    evaluate_models([Path(p) for p in a.model_file], Path(a.key), Path(a.plain_test), Path(a.out),
+                    [Path(p) for p in a.jpeg], _path(a.other_key), a.batch_size, a.device)
 
 
 def cmd_attack(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
     from .attacks.protocol import attack_test_set
 
-    attack_test_set(a.attacks, a.options, Path(a.data), Path(a.key), Path(a.test), Path(a.plain), Path(a.out),
+    attack_test_set(a.attacks, a.options, Path(a.data), Path(a.key), Path(a.plain_test), Path(a.out),
                     Path(a.out_examples), master=_master(a), attacker_keys=a.attacker_keys, num_images=a.num_images,
                     train_images=a.train_images, interpolation=a.interpolation, seed=a.seed,
                     num_examples=a.num_examples, dataset=a.dataset,
@@ -254,6 +256,10 @@ def cmd_cost(a: argparse.Namespace) -> None:
     print(markdown(result), end="")
 
 
+PLAIN_TEST_HELP = ("the plain scheme's test set ('encrypt' with a plain key: "
+                   "results/encrypted/<setting>/plain/test.npz), at the key's image size")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -312,14 +318,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--key", required=True, help="key file; its image size is the size the split is resized to")
     s.add_argument("--split", default="test", choices=["train", "val", "test"])
     s.add_argument("--interpolation", default="bicubic", choices=["nearest", "bilinear", "bicubic"])
-    s.add_argument("--out", required=True)
-    s.add_argument("--out-examples", help="also write the first images plain, encrypted and decrypted (.npz) for "
-                                          "the report")
+    s.add_argument("--out", help="the encrypted split (.npz); the workflow stores only the plain scheme's test set: "
+                                 "the later stages encrypt it with their key themselves")
+    s.add_argument("--out-examples", help="also (without --out: only) write the first images plain, encrypted and "
+                                          "decrypted (.npz) for the report")
     s.add_argument("--num-examples", type=int, default=6, help="images in --out-examples")
 
-    s = stage("compress", cmd_compress, "JPEG-encode encrypted images; record bpp and PSNR after decryption.")
-    s.add_argument("--images", required=True, help="encrypted image set (.npz from 'encrypt')")
-    s.add_argument("--plain", required=True, help="the same images unencrypted (the 'plain' scheme's set)")
+    s = stage("compress", cmd_compress, "JPEG-encode the test set encrypted with a key; record bpp and PSNR after "
+                                        "decryption.")
+    s.add_argument("--plain-test", required=True,
+                   help=PLAIN_TEST_HELP + "; encrypted here with --key, and the PSNR's reference")
     s.add_argument("--key", required=True)
     s.add_argument("--quality", type=int, nargs="+", required=True, help="JPEG qualities (1..100)")
     s.add_argument("--subsampling", choices=["444", "420"], required=True)
@@ -331,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = stage("train", cmd_train, "Train a model on images encrypted batch by batch with a fixed key.")
     s.add_argument("--data", required=True, help="split arrays from 'prepare'")
     s.add_argument("--key", required=True)
-    s.add_argument("--test", required=True, help="encrypted test set from 'encrypt'")
+    s.add_argument("--plain-test", required=True, help=PLAIN_TEST_HELP + "; the final test encrypts it with --key")
     s.add_argument("--model", required=True, choices=MODELS, metavar="MODEL", help="one of %(choices)s")
     s.add_argument("--model-options", type=_json_arg, default={}, help="model options as a JSON object")
     s.add_argument("--recipe", type=_json_arg, default={}, help="training settings as a JSON object")
@@ -356,11 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
                                         "under key mismatch.")
     s.add_argument("--model-file", nargs="+", required=True,
                    help="the trained models (one scheme, setting, seed and key; 'train' writes them)")
-    s.add_argument("--test", required=True, help="uncompressed encrypted test set")
+    s.add_argument("--key", required=True, help="the models' key: the test set is --plain-test encrypted with it here")
+    s.add_argument("--plain-test", required=True, help=PLAIN_TEST_HELP)
     s.add_argument("--jpeg", nargs="*", default=[], help="JPEG test sets from 'compress' (decoded here, once)")
     s.add_argument("--other-key", help="another key of the scheme (key mismatch): the plain test set is encrypted "
-                                       "with it here, not read from a stored set; needs --plain-test")
-    s.add_argument("--plain-test", help="the test set not encrypted (the 'plain' scheme's set)")
+                                       "with it here as well")
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=None)
@@ -374,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="split arrays from 'prepare' (the attacker's own images: train split)")
     s.add_argument("--key", required=True, help="the target key (only its scheme, fingerprint and, for scoring the "
                                                 "jigsaw layout, its block order are used)")
-    s.add_argument("--test", required=True, help="target test images encrypted with --key")
-    s.add_argument("--plain", required=True, help="the same test images, plain (the 'plain' scheme's set)")
+    s.add_argument("--plain-test", required=True,
+                   help=PLAIN_TEST_HELP + "; the targets are its first --num-images encrypted here with --key")
     s.add_argument("--num-images", type=int, default=100, help="target test images attacked and scored")
     s.add_argument("--train-images", type=int, default=2000, help="attacker's own plain images (train split)")
     s.add_argument("--attacker-keys", type=int, default=8, help="keys the attacker encrypts their images with")

@@ -1,4 +1,5 @@
-"""The compression stage: JPEG-code an encrypted test set at several qualities, store the JPEG files, decode and
+"""The compression stage: JPEG-code an encrypted test set (the plain test set encrypted in-process with the key) at
+several qualities, store the JPEG files, decode and
 decrypt them, and record the rate (bits per pixel of the RGB image: of the whole files, ``bpp``, and of their
 entropy-coded payload alone, ``payload_bpp``, with the mean header size ``header_bytes``) and the distortion (PSNR
 against the plain images)."""
@@ -13,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from . import ciphers, jpeg
+from .encryption import encrypted_test_set
 from .errors import EtcbenchError
-from .io import load_npz, require_images, save_npz, write_json
+from .io import save_npz, write_json
 from .manifest import manifest
 from .metrics import psnr_per_image
 
@@ -30,23 +32,15 @@ def compress_paths(out_dir: Path, quality: int, subsampling: str) -> tuple[Path,
     return stem.with_suffix(".npz"), stem.with_suffix(".json")
 
 
-def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int], subsampling: str, out_dir: Path,
+def compress_set(plain: Path, key_path: Path, qualities: list[int], subsampling: str, out_dir: Path,
                  workers: int | None = None, dataset: str = "cifar10") -> list[dict[str, Any]]:
-    """Code the encrypted set ``images`` at each quality; write the JPEG files (not the decoded images: the
-    evaluation decodes them) and a record per quality.
+    """Code the plain test set ``plain`` encrypted with ``key_path`` (in-process:
+    :func:`etcbench.encryption.encrypted_test_set`) at each quality; write the JPEG files (not the decoded images:
+    the evaluation decodes them) and a record per quality; the PSNR is against ``plain``.
 
-    Every setting is checked before the first file is written. Returns the records.
+    Every setting is checked before anything is encrypted or written. Returns the records.
     """
     key, scheme = ciphers.load_scheme(key_path)
-    enc, reference = load_npz(images), load_npz(plain)
-    ciphers.require_encrypted_with(enc, key.fingerprint, images, f"key {key_path}")
-    require_images(enc["x"], str(images), (1, 3))
-    require_images(reference["x"], str(plain))
-    n, h, w = reference["x"].shape[:3]
-    c, hp, wp = scheme.encrypted_shape(h, w)
-    if enc["x"].shape != (n, hp, wp, c):
-        raise EtcbenchError(f"{images} holds images of shape {enc['x'].shape[1:]}, but {key.scheme} encrypts the "
-                            f"{h}x{w} images of {plain} to {(hp, wp, c)}")
     if scheme.plane_subsampling is not None and subsampling != scheme.plane_subsampling:
         raise EtcbenchError(f"{key.scheme} builds {scheme.plane_subsampling} chroma into its grayscale plane (a "
                             f"grayscale JPEG has no chroma subsampling): use --subsampling {scheme.plane_subsampling}")
@@ -54,13 +48,16 @@ def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int]
         raise EtcbenchError(f"--quality needs distinct values in 1..100, got {' '.join(map(str, qualities))}")
     for quality in qualities:
         jpeg.check_settings(quality, subsampling)
+    enc = encrypted_test_set(plain, key_path)
+    h, w = enc.plain.shape[1:3]
+    c = enc.x.shape[-1]
     records = []
     for quality in qualities:
         started = time.time()
-        blobs, decoded, nbytes, payload = jpeg.roundtrip_files(enc["x"], quality, subsampling, workers)
+        blobs, decoded, nbytes, payload = jpeg.roundtrip_files(enc.x, quality, subsampling, workers)
         bpp = jpeg.bits_per_pixel(nbytes, h, w)  # per pixel of the RGB image, whatever the encrypted layout
         payload_bpp = jpeg.bits_per_pixel(payload, h, w)  # the entropy-coded data alone, headers left out
-        psnr = psnr_per_image(reference["x"], scheme.decrypt(decoded, key))
+        psnr = psnr_per_image(enc.plain, scheme.decrypt(decoded, key))
         record = {"dataset": dataset, "image_size": int(h), "block_size": key.block_size, "scheme": key.scheme,
                   "jpeg_quality": quality, "subsampling": subsampling, "bpp": float(bpp.mean()),
                   "bpp_std": float(bpp.std()), "header_bytes": float((nbytes - payload).mean()),
@@ -70,7 +67,7 @@ def compress_set(images: Path, plain: Path, key_path: Path, qualities: list[int]
                   "jpeg_mode": "gray" if c == 1 else "ycbcr", "key_fingerprint": key.fingerprint}
         out_images, out_record = compress_paths(out_dir, quality, subsampling)
         data, offsets = jpeg.pack(blobs)
-        save_npz(out_images, jpeg=data, offsets=offsets, y=enc["y"], key_fingerprint=enc["key_fingerprint"],
+        save_npz(out_images, jpeg=data, offsets=offsets, y=enc.y, key_fingerprint=np.array(key.fingerprint),
                  jpeg_quality=np.array(quality), subsampling=np.array(subsampling))
         write_json(out_record, {"record": record, "manifest": manifest("compress", started, time.time(),
                                                                       encoder=jpeg.libjpeg_version())})

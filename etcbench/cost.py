@@ -93,7 +93,8 @@ LATE_IMPORTS = {
                "scipy.optimize", "scipy.sparse.csgraph"],
 }
 # each rule's stage, for its start-up (prepare has no probe of its own: keygen's, without torch, stands in)
-RULE_STAGE = {"prepare_data": "keygen", "master_secret": "keygen", "make_key": "keygen", "encrypt_test": "encrypt",
+RULE_STAGE = {"prepare_data": "keygen", "master_secret": "keygen", "make_key": "keygen", "plain_test": "encrypt",
+              "encrypt_examples": "encrypt",
               "compress_jpeg": "compress", "train_model": "train", "evaluate_scheme": "evaluate",
               "attack_scheme": "attack", "position_leak": "evaluate", "make_report": "report"}
 CIFAR_ARCHIVE_BYTES = 170_498_071  # the official cifar-10-python.tar.gz
@@ -147,20 +148,20 @@ def dag_jobs(config: Mapping[str, Any], master_exists: bool | None = None) -> li
     if master and not (Path(master).exists() if master_exists is None else master_exists):
         jobs.append(Job("master_secret", {}, [], [master]))
     jobs.append(Job("prepare_data", {}, [], [data, f"results/data/{name}.json"], "prepare_data.tsv"))
+    main = next(iter(settings))
     for record in key_records(config):
         key_job, tag = _key_job(record, master_in)
         jobs.append(key_job)
         sid, scheme = key_job.wildcards["setting"], key_job.wildcards["scheme"]
-        seed, other = tag["seed"], tag["other"]
-        if other:  # the evaluation encrypts the plain test set with an other key itself
-            continue
+        if tag["other"] or tag["seed"] is not None:  # no test set is stored for a key: the stages encrypt the plain
+            continue                                  # one with it themselves
         folder = f"results/encrypted/{sid}/{scheme}"
-        test = f"{folder}/test{f'.seed{seed}' if seed is not None else ''}.npz"
-        outputs = [test] + ([f"{folder}/examples.npz"] if seed is None else [])
-        rule = "encrypt_" + ("seed_" if seed is not None else "") + "test"
-        seed_tag = f"-seed{seed}" if seed is not None else ""
-        bench = f"encrypt_test/{sid}-{scheme}{seed_tag}.tsv"
-        jobs.append(Job(rule, dict(key_job.wildcards), [data, key_job.outputs[0]], outputs, bench))
+        if scheme == "plain":  # the one stored test set of the setting, and its examples
+            jobs.append(Job("plain_test", {"setting": sid}, [data, key_job.outputs[0]],
+                            [f"{folder}/test.npz", f"{folder}/examples.npz"], f"plain_test/{sid}.tsv"))
+        elif sid == main and scheme in settings[main]["schemes"]:  # the report's examples of the main setting
+            jobs.append(Job("encrypt_examples", dict(key_job.wildcards), [data, key_job.outputs[0]],
+                            [f"{folder}/examples.npz"], f"encrypt_examples/{sid}-{scheme}.tsv"))
     qualities = config["jpeg"]["qualities"]
     for entry in config["grid"]:
         sid = setting_id(entry)
@@ -174,8 +175,7 @@ def dag_jobs(config: Mapping[str, Any], master_exists: bool | None = None) -> li
                 for sub in jpeg_subsamplings(config, scheme):
                     outs = [f"results/jpeg/{sid}/{sub_folder}/q{q}-{sub}.{ext}" for ext in ("npz", "json")
                             for q in qualities]
-                    inputs = [f"results/encrypted/{sid}/{scheme}/test{tag}.npz",
-                              f"results/encrypted/{sid}/plain/test.npz", f"results/keys/{sid}/{scheme}{tag}.key.npz"]
+                    inputs = [f"results/encrypted/{sid}/plain/test.npz", f"results/keys/{sid}/{scheme}{tag}.key.npz"]
                     wildcards = {"setting": sid, "scheme": scheme, **({"seed": seed} if tag else {}),
                                  "subsampling": sub}
                     bench = f"compress_jpeg/{sid}-{scheme}{f'-seed{seed}' if tag else ''}-{sub}.tsv"
@@ -188,9 +188,9 @@ def dag_jobs(config: Mapping[str, Any], master_exists: bool | None = None) -> li
             tag = seed_key_tag(config, scheme, seed)
             cell = f"{sid}/{scheme}/{model}/seed{seed}"
             wildcards = {"setting": sid, "scheme": scheme, "model": model, "seed": seed}
-            own_test = f"results/encrypted/{sid}/{scheme}/test{tag}.npz"
+            plain = f"results/encrypted/{sid}/plain/test.npz"
             outs = [f"results/models/{cell}/model.pt", f"results/models/{cell}/metrics.json"]
-            jobs.append(Job("train_model", wildcards, [data, f"results/keys/{sid}/{scheme}{tag}.key.npz", own_test],
+            jobs.append(Job("train_model", wildcards, [data, f"results/keys/{sid}/{scheme}{tag}.key.npz", plain],
                             outs, f"train_model/{sid}-{scheme}-{model}-seed{seed}.tsv"))
             metrics.append(outs[1])
     for (sid, scheme), models in models_of.items():  # one evaluation per scheme and seed, for all its models
@@ -202,8 +202,8 @@ def dag_jobs(config: Mapping[str, Any], master_exists: bool | None = None) -> li
             evaluation = f"results/eval/{sid}/{scheme}/seed{seed}.json"
             model_files = [f"results/models/{sid}/{scheme}/{m}/seed{seed}/model.pt" for m in models]
             jobs.append(Job("evaluate_scheme", {"setting": sid, "scheme": scheme, "seed": seed},
-                            [*model_files, f"results/encrypted/{sid}/{scheme}/test{tag}.npz", *jpeg, *other,
-                             f"results/encrypted/{sid}/plain/test.npz"],
+                            [*model_files, f"results/keys/{sid}/{scheme}{tag}.key.npz",
+                             f"results/encrypted/{sid}/plain/test.npz", *jpeg, *other],
                             [evaluation], f"evaluate_scheme/{sid}-{scheme}-seed{seed}.tsv"))
             accuracy.append(evaluation)
     attacks = []
@@ -212,7 +212,7 @@ def dag_jobs(config: Mapping[str, Any], master_exists: bool | None = None) -> li
         outs = [f"results/attacks/{sid}/{scheme}.json", f"results/attacks/{sid}/{scheme}.examples.npz"]
         jobs.append(Job("attack_scheme", {"setting": sid, "scheme": scheme, "attacks": " ".join(names)},
                         [*master_in, data, f"results/keys/{sid}/{scheme}.key.npz",
-                         f"results/encrypted/{sid}/{scheme}/test.npz", f"results/encrypted/{sid}/plain/test.npz",
+                         f"results/encrypted/{sid}/plain/test.npz",
                          *([classifier] if classifier else [])], outs, f"attack_scheme/{sid}-{scheme}.tsv"))
         attacks += outs
     for sid, scheme, model, seed in position_leak_runs(config):
@@ -223,7 +223,6 @@ def dag_jobs(config: Mapping[str, Any], master_exists: bool | None = None) -> li
                          f"results/models/{sid}/plain/{model}/seed{seed}/model.pt",
                          f"results/keys/{sid}/{scheme}{tag}.key.npz"], [out]))
         attacks.append(out)
-    main = next(iter(settings))
     examples = [f"results/encrypted/{main}/{scheme}/examples.npz" for scheme in settings[main]["schemes"]]
     compression = [o for job in jobs if job.rule == "compress_jpeg" for o in job.outputs if o.endswith(".json")]
     jobs.append(Job("make_report", {}, [*accuracy, *compression, *examples, *attacks, *metrics, *key_records(config)],
@@ -395,7 +394,7 @@ class _Estimator:
         rule = job.rule
         if rule.startswith("make_") and rule.endswith("key") or rule == "master_secret":
             return self.keygen(job)
-        if rule.startswith("encrypt_"):
+        if rule in ("plain_test", "encrypt_examples"):
             return self.encrypt(job)
         if rule.startswith("compress_"):
             return self.compress(job)
@@ -415,11 +414,20 @@ class _Estimator:
                      size=size, block=block)
         return {"start-up": self.startup("keygen"), "key": k["seconds"]}, 1.0
 
-    def encrypt(self, job: Job) -> tuple[dict[str, float], float]:
+    def encrypt_cal(self, job: Job) -> Mapping[str, float]:
+        """The encryption stage's calibration (``a + b * images`` seconds; bytes) for the job's setting and scheme
+        (the plain one for ``plain_test``)."""
         size, block = self.setting(job)
-        scheme = job.wildcards["scheme"]
-        e = self.cal("encrypt", scheme=scheme, options=self.scheme_options(scheme), size=size, block=block,
-                     interpolation=self.interp)
+        scheme = job.wildcards.get("scheme", "plain")
+        return self.cal("encrypt", scheme=scheme, options=self.scheme_options(scheme), size=size, block=block,
+                        interpolation=self.interp)
+
+    def encrypt(self, job: Job) -> tuple[dict[str, float], float]:
+        """``plain_test``: the test split resized and written (with examples); ``encrypt_examples``: the first
+        images only, resized, encrypted and written with their decryption."""
+        size, _ = self.setting(job)
+        e = self.encrypt_cal(job)
+        images = self.n_test if job.rule == "plain_test" else min(self.c["report"]["num_examples"], self.n_test)
         start = self.cal("startup", stage="encrypt")
         if size == NATIVE:  # no resize, no torch: to the first read, and a light process's start and exit
             light = self.cal("startup", stage="keygen")
@@ -427,8 +435,8 @@ class _Estimator:
         else:
             startup = start["seconds"]
         parts = {"start-up": startup,
-                 "encryption": e["a"] + e["b"] * self.n_test}
-        return parts, self.n_test / e["n"]
+                 "encryption": e["a"] + e["b"] * images}
+        return parts, images / e["n"]
 
     def jpeg_cal(self, job: Job, subsampling: str | None = None) -> Mapping[str, float]:
         """The JPEG stage's calibration for the job's setting and scheme at ``subsampling`` (default: the job's),
@@ -464,7 +472,7 @@ class _Estimator:
         io = self.io()
         steps, epochs = recipe.total_steps(self.n_train), recipe.epochs_run(self.n_train)
         images = steps * recipe.batch_size
-        test_bytes = _npz_bytes(self.n_test, _shape(w["scheme"], size, block))
+        plain_bytes = _npz_bytes(self.n_test, [size, size, 3])
         state = build["state_bytes"]
         parts = {
             "start-up": self.startup("train"),
@@ -476,16 +484,19 @@ class _Estimator:
             "augment+encrypt": images * pipe["train_s_per_image"],
             "validation": epochs * (_infer(m, self.n_val, recipe.eval_batch_size)
                                     + self.n_val * pipe["eval_s_per_image"]),
+            # the plain test set encrypted with the key in the job (not stored): priced as the other-key set of the
+            # evaluation, the data path without augmentation
+            "test encryption": self.n_test * pipe["eval_s_per_image"],
             "test": _infer(m, self.n_test, recipe.eval_batch_size),
-            # the data and test set in; the model out, and the resumable state (model and optimiser) every epoch
-            "files": (_npz_bytes(self.n_train + self.n_val + self.n_test, [NATIVE, NATIVE, 3]) + test_bytes)
+            # the data and plain test set in; the model out, and the resumable state (model and optimiser) every epoch
+            "files": (_npz_bytes(self.n_train + self.n_val + self.n_test, [NATIVE, NATIVE, 3]) + plain_bytes)
             / io["read_bps"] + state * (1 + 3 * epochs) / io["write_bps"],
         }
         return parts, images / m["train_batch"]
 
     def evaluate_scheme(self, job: Job) -> tuple[dict[str, float], float]:
-        """Every model of the scheme on the own-key set, each JPEG set (decoded once for all the models), the plain
-        set encrypted with the other key (in the job) and the key-free layout."""
+        """Every model of the scheme on the own-key set (the plain set encrypted in the job), each JPEG set (decoded
+        once for all the models), the plain set encrypted with the other key (in the job) and the key-free layout."""
         w = job.wildcards
         size, block = self.setting(job)
         scheme = w["scheme"]
@@ -493,7 +504,7 @@ class _Estimator:
         io = self.io()
         variants = jpeg_variants(self.c, scheme)
         sets = 1 + len(variants) + (scheme != "plain") + 1  # own, JPEG, other, none
-        test_bytes = _npz_bytes(self.n_test, _shape(scheme, size, block))
+        plain_bytes = _npz_bytes(self.n_test, [size, size, 3])
         parts: dict[str, float] = {"start-up": self.startup("evaluate")}
         factor = 1.0
         for model in models:
@@ -505,10 +516,13 @@ class _Estimator:
         decode = sum(len(self.c["jpeg"]["qualities"]) * self.n_test * self.jpeg_cal(job, sub)["decode_s_per_image"]
                      for sub in jpeg_subsamplings(self.c, scheme))  # the calibrations of the JPEG jobs
         parts["JPEG decoding"] = decode
-        if scheme != "plain":  # the other key's set, encrypted here: the training data path without augmentation
-            recipe = recipe_for(self.c["train"], models[0], scheme)
-            parts["other-key encryption"] = self.n_test * self.pipeline_cal(job, recipe)["eval_s_per_image"]
-        parts["files"] = parts.get("files", 0.0) + 2 * test_bytes / io["read_bps"]
+        # the own key's set and the other key's, encrypted here from the plain set: the training data path without
+        # augmentation
+        per_image = self.pipeline_cal(job, recipe_for(self.c["train"], models[0], scheme))["eval_s_per_image"]
+        parts["own-key encryption"] = self.n_test * per_image
+        if scheme != "plain":
+            parts["other-key encryption"] = self.n_test * per_image
+        parts["files"] = parts.get("files", 0.0) + plain_bytes / io["read_bps"]  # the plain set, read once
         return parts, factor
 
     def attack_options(self, name: str, scheme: str, block: int) -> dict[str, Any]:
@@ -565,9 +579,12 @@ class _Estimator:
             state = self.params(model, "plain", size, block)["state_bytes"]
             parts["semantic leakage"] = ((records + 1) * _infer(m, a["num_images"], EVAL_BATCH)
                                          + state / self.io()["read_bps"])
+        # the targets: the first images of the plain set encrypted in the job (the encryption stage's seconds per
+        # image: no training recipe prices an attack's data path)
+        parts["target encryption"] = a["num_images"] * self.encrypt_cal(job)["b"]
         io = self.io()
         parts["files"] = (_npz_bytes(self.n_train + self.n_val + self.n_test, [NATIVE, NATIVE, 3])
-                          + 2 * _npz_bytes(self.n_test, shape)) / io["read_bps"]
+                          + _npz_bytes(self.n_test, [size, size, 3])) / io["read_bps"]
         return parts, max(factors)
 
     def position_leak(self, job: Job) -> tuple[dict[str, float], float]:
@@ -602,11 +619,11 @@ class _Estimator:
             k = self.cal("keygen", scheme=w["scheme"], options=self.scheme_options(w["scheme"]), size=size,
                          block=block)
             return int(k["bytes"]), "measured"
-        if rule.startswith("encrypt_"):
-            e = self.cal("encrypt", scheme=w["scheme"], options=self.scheme_options(w["scheme"]), size=size,
-                         block=block, interpolation=self.interp)
-            examples = e["examples_bytes"] if len(job.outputs) > 1 else 0
-            return int(e["bytes_a"] + e["bytes_b"] * self.n_test + examples), "extrapolated"
+        if rule in ("plain_test", "encrypt_examples"):  # the examples (calibrated with 6); the one stored test set
+            e = self.encrypt_cal(job)
+            examples = e["examples_bytes"] * self.c["report"]["num_examples"] / 6
+            stored = e["bytes_a"] + e["bytes_b"] * self.n_test if rule == "plain_test" else 0.0
+            return int(stored + examples), "extrapolated"
         if rule.startswith("compress_"):
             j = self.jpeg_cal(job)
             return int(j["bytes_a"] + j["bytes_b"] * self.n_test), "extrapolated"
@@ -865,7 +882,7 @@ class _Calibrator:
         """The encryption stage on a few natural images, at two sizes: ``seconds = a + b * images``."""
         from .encryption import encrypt_split
 
-        self.threads(self.run.threads("encrypt_test"))
+        self.threads(self.run.threads("plain_test"))
         key = self._key(spec)
         small = _per_size(spec["size"], 4, 16)
         runs = {}
@@ -880,9 +897,9 @@ class _Calibrator:
                 "examples_bytes": shown.stat().st_size}
 
     def jpeg(self, spec: dict[str, Any]) -> dict[str, float]:
-        """The compression stage (every quality of a job) on a few natural images encrypted with the scheme."""
+        """The compression stage (every quality of a job) on a few natural images: the plain set encrypted with the
+        scheme's key in the stage, then JPEG-coded."""
         from .compression import compress_set
-        from .encryption import encrypt_split
         from .io import load_npz
         from .jpeg import images_of
 
@@ -890,11 +907,10 @@ class _Calibrator:
         small = _per_size(spec["size"], 4, 16)
         runs = {}
         for n in (small, 4 * small):
-            images, out = self.path(".npz"), self.path("")
-            encrypt_split(self._data(n), key, images, "test", spec["interpolation"])
+            out = self.path("")
             plain = self._plain(n, spec["size"], spec["interpolation"])
-            seconds = _median_time(lambda i=images, p=plain, o=out: compress_set(
-                i, p, key, spec["qualities"], spec["subsampling"], o, spec["workers"]), 0.1, 3)
+            seconds = _median_time(lambda p=plain, o=out: compress_set(
+                p, key, spec["qualities"], spec["subsampling"], o, spec["workers"]), 0.1, 3)
             runs[n] = (seconds, sum(p.stat().st_size for p in out.iterdir()))
         a, b = _fit(runs[small][0], small, runs[4 * small][0], 4 * small)
         per = (runs[4 * small][1] - runs[small][1]) / (3 * small)

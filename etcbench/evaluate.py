@@ -1,8 +1,8 @@
-"""Top-1 and loss of a trained model on stored (encrypted, possibly JPEG-decoded) test sets, and the evaluation
-stage: every model trained on one scheme, setting and seed on its test set, every JPEG version of it (each set
-loaded once and shared by the models), and under key mismatch (the plain test set encrypted on the fly with another
-key of the scheme, and not encrypted), with each model's predictions on its own-key, uncompressed test set (the
-report turns them into confusion matrices)."""
+"""Top-1 and loss of a trained model on (encrypted, possibly JPEG-decoded) test sets, and the evaluation stage:
+every model trained on one scheme, setting and seed on its test set (the stored plain test set encrypted here with
+the models' key), every JPEG version of it (each set loaded once and shared by the models), and under key mismatch
+(the plain test set encrypted on the fly with another key of the scheme, and not encrypted), with each model's
+predictions on its own-key, uncompressed test set (the report turns them into confusion matrices)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from . import ciphers
 from . import jpeg as jpeg_files
 from .data.cifar import CLASSES as CIFAR10_CLASSES
 from .data.transforms import normalize, to_nchw
+from .encryption import encrypted_test_set
 from .errors import EtcbenchError
 from .io import atomic_write, load_npz, require_images, write_json
 from .manifest import manifest
@@ -143,39 +144,35 @@ def _load_models(model_files: list[Path], dev: torch.device) -> list[tuple[Path,
     return loaded
 
 
-def _mismatch_inputs(other_key: Path | None, plain_test: Path | None, own: str,
-                     scheme_name: str) -> tuple[dict[str, np.ndarray] | None, tuple[ciphers.Key, Any] | None]:
-    """The plain test set and the other key (with its scheme) of the key-mismatch test, checked: another key of the
-    models' scheme, for the plain set's image size."""
-    if other_key is not None and plain_test is None:
-        raise EtcbenchError("a key mismatch with another key encrypts the plain test set: give plain_test")
-    plain = load_npz(plain_test) if plain_test is not None else None
-    if plain is not None:
-        require_images(plain["x"], str(plain_test), (3,))
+def _mismatch_inputs(other_key: Path | None, plain_test: Path, plain: np.ndarray, own: str,
+                     scheme_name: str) -> tuple[ciphers.Key, Any] | None:
+    """The other key (with its scheme) of the key-mismatch test, checked: another key of the models' scheme, for
+    the plain set's image size."""
     if other_key is None:
-        return plain, None
+        return None
     key, scheme = ciphers.load_scheme(Path(other_key))
     if key.fingerprint == own and scheme_name != "plain":
         raise EtcbenchError(f"{other_key} is the models' own key; a key mismatch needs another")
     if key.scheme != scheme_name:
         raise EtcbenchError(f"{other_key} is a {key.scheme!r} key; the models were trained on {scheme_name!r}")
-    if tuple(key.image_size) != tuple(plain["x"].shape[1:3]):
+    if tuple(key.image_size) != tuple(plain.shape[1:3]):
         raise EtcbenchError(f"{other_key} is for {tuple(key.image_size)} images; {plain_test} holds "
-                            f"{tuple(plain['x'].shape[1:3])}")
-    return plain, (key, scheme)
+                            f"{tuple(plain.shape[1:3])}")
+    return key, scheme
 
 
-def evaluate_models(model_files: list[Path] | tuple[Path, ...], test: Path, out: Path,
-                    jpeg: list[Path] | tuple[Path, ...] = (), other_key: Path | None = None,
-                    plain_test: Path | None = None, batch_size: int = 256, device: str = "auto") -> dict[str, Any]:
-    """Top-1 of every model in ``model_files`` (one scheme, setting, seed and key) on ``test`` and each JPEG set, and
-    under key mismatch: the plain test set encrypted with ``other_key`` (another key of the scheme, on the fly: that
-    set is not stored) and ``plain_test`` unencrypted (the scheme's key-free layout).
+def evaluate_models(model_files: list[Path] | tuple[Path, ...], key_path: Path, plain_test: Path, out: Path,
+                    jpeg: list[Path] | tuple[Path, ...] = (), other_key: Path | None = None, batch_size: int = 256,
+                    device: str = "auto") -> dict[str, Any]:
+    """Top-1 of every model in ``model_files`` (one scheme, setting, seed and key) on their test set: ``plain_test``
+    (the plain scheme's test set) encrypted with ``key_path`` (the models' key) here, the set is not stored; on each
+    JPEG set; and under key mismatch: ``plain_test`` encrypted with ``other_key`` (another key of the scheme, on the
+    fly as well) and unencrypted (the scheme's key-free layout).
 
-    Each set is loaded (and, for JPEG, decoded) once and shared by the models. Writes ``{"records",
-    "key_mismatch", "predictions", "manifest"}`` to ``out`` and returns it; ``predictions`` holds each model's
-    predicted class of every image of ``test`` (own key, uncompressed) with the true ones, for the report's
-    confusion matrices.
+    The key, the plain set and the other key are checked before any inference. Each set is made or loaded (and,
+    for JPEG, decoded) once and shared by the models. Writes ``{"records", "key_mismatch", "predictions",
+    "manifest"}`` to ``out`` and returns it; ``predictions`` holds each model's predicted class of every image of the
+    own-key, uncompressed test set with the true ones, for the report's confusion matrices.
     """
     started = time.time()
     dev = select_device(device)
@@ -183,16 +180,22 @@ def evaluate_models(model_files: list[Path] | tuple[Path, ...], test: Path, out:
     first = loaded[0][2]
     own, cell = first["key_fingerprint"], first["record"]
     what = f"the key the models {', '.join(str(p) for p, _, _ in loaded)} were trained on"
-    plain, other = _mismatch_inputs(other_key, plain_test, own, cell["scheme"])  # checked before any inference
+    key, _ = ciphers.load_scheme(Path(key_path))
+    if key.fingerprint != own:
+        raise EtcbenchError(f"key {key_path} is not {what}")
+    test = encrypted_test_set(plain_test, key_path)  # checked (and encrypted) before any inference
+    other = _mismatch_inputs(other_key, plain_test, test.plain, own, cell["scheme"])
     records, mismatch, predictions = [], [], []
-    for index, path in enumerate([test, *jpeg]):
-        data = load_npz(path)
-        ciphers.require_encrypted_with(data, own, path, what)
+    own_set = {"x": test.x, "y": test.y, "key_fingerprint": np.array(own)}
+    for index, path in enumerate([None, *jpeg]):
+        data = own_set if path is None else load_npz(path)
+        name = f"{plain_test} encrypted with {key_path}" if path is None else path
+        ciphers.require_encrypted_with(data, own, name, what)
         try:
             images = jpeg_files.images_of(data)  # a JPEG set's files decoded, once for all the models
         except ValueError as exc:
-            raise EtcbenchError(f"{path}: {exc}") from None
-        require_images(images, str(path), (1, 3))
+            raise EtcbenchError(f"{name}: {exc}") from None
+        require_images(images, str(name), (1, 3))
         quality = int(data["jpeg_quality"]) if "jpeg_quality" in data else None
         subsampling = str(data["subsampling"]) if quality else "none"
         for _, model, ckpt in loaded:
@@ -209,17 +212,17 @@ def evaluate_models(model_files: list[Path] | tuple[Path, ...], test: Path, out:
                                     "truth": np.asarray(data["y"], dtype=np.int64).tolist(),
                                     "predicted": predicted.tolist()})
             log.info("%s/%s q=%s %s: top-1 %.4f", base["model"], base["scheme"], quality, subsampling, top1)
+    del own_set
     variants = []
     if other is not None:
-        key, scheme = other
-        variants.append(("other", scheme.encrypt(plain["x"], key)))
-    if plain is not None:
-        layout = ciphers.create(cell["scheme"], cell["block_size"]).public_layout(plain["x"])  # key-free part
-        variants.append(("none", layout))
+        other_key_, scheme = other
+        variants.append(("other", scheme.encrypt(test.plain, other_key_)))
+    layout = ciphers.create(cell["scheme"], cell["block_size"]).public_layout(test.plain)  # key-free part
+    variants.append(("none", layout))
     for test_key, images in variants:
         for _, model, ckpt in loaded:
             base = ckpt["record"]
-            top1, _ = evaluate_arrays(model, images, plain["y"], dev, batch_size)
+            top1, _ = evaluate_arrays(model, images, test.y, dev, batch_size)
             mismatch.append({**_mismatch_base(base), "test_key": test_key, "top1": top1})
             log.info("%s/%s test key %s: top-1 %.4f", base["model"], base["scheme"], test_key, top1)
     result = {"records": records, "key_mismatch": mismatch, "predictions": predictions,

@@ -105,12 +105,13 @@ def train_rows(models: Sequence[str], schemes: Sequence[str], model_options: dic
                       val_size, test_size, 0)
         for scheme in schemes:
             make_key(scheme, block_size, image_size, key_seed, {}, work / f"{scheme}.key.npz", work / f"{scheme}.json")
-            encrypt_split(data, work / f"{scheme}.key.npz", work / f"{scheme}.test.npz")
+        make_key("plain", block_size, image_size, key_seed, {}, work / "plain.key.npz", work / "plain.json")
+        encrypt_split(data, work / "plain.key.npz", work / "plain.test.npz")  # the stages encrypt it themselves
         for round_ in range(rounds):
             for scheme in schemes:
                 for model in models:
                     result = train_model(
-                        data_path=data, key_path=work / f"{scheme}.key.npz", test_path=work / f"{scheme}.test.npz",
+                        data_path=data, key_path=work / f"{scheme}.key.npz", plain_test=work / "plain.test.npz",
                         model_name=model, model_options=options[model], recipe=recipe, seed=0,
                         interpolation="bicubic", out_model=work / f"{model}-{scheme}.pt",
                         out_metrics=work / f"{model}-{scheme}.json", state_dir=work / f"{model}-{scheme}",

@@ -103,7 +103,7 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
     standins: dict[str, Path] = {}
     for sid, entry in settings.items():
         size, block = entry["image_size"], entry["block_size"]
-        plain_test = workdir / sid / "plain" / "test-own.npz"
+        plain_test = workdir / sid / "plain" / "test.npz"  # the one stored test set of the setting
         for scheme in ["plain", *[s for s in entry["schemes"] if s != "plain"]]:
             options = config["scheme_options"].get(scheme, {})
             base = workdir / sid / scheme
@@ -113,14 +113,14 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
                     continue
                 make_key(scheme, block, size, config["key_seed"], options, base / f"{role}.key.npz",
                          base / f"{role}.key.json", key_role)
-                if role == "own":  # the other key's test set is made by the evaluation, from the plain one
-                    encrypt_split(data, base / "own.key.npz", base / "test-own.npz", "test", interp,
-                                  base / "examples.npz", 2)
+                if role == "own":  # only the plain test set is stored; the stages encrypt it with their key
+                    encrypt_split(data, base / "own.key.npz", plain_test if scheme == "plain" else None, "test",
+                                  interp, base / "examples.npz", 2)
             if sid == main and scheme in entry["schemes"]:
                 examples.append(base / "examples.npz")
             jpeg = []
             for sub in jpeg_subsamplings(config, scheme):
-                compress_set(base / "test-own.npz", plain_test, base / "own.key.npz", [quality], sub, base / "jpeg")
+                compress_set(plain_test, base / "own.key.npz", [quality], sub, base / "jpeg")
                 jpeg.append(base / "jpeg" / f"q{quality}-{sub}.npz")
                 compression.append(base / "jpeg" / f"q{quality}-{sub}.json")
             for model in entry["schemes"].get(scheme, []):
@@ -135,13 +135,13 @@ def rehearse(configfiles: list[str], workdir: Path, *, archive: str | None = Non
                     pretrained = str(standins[arch])
                 out = base / model
                 result = train_model(
-                    data_path=data, key_path=base / "own.key.npz", test_path=base / "test-own.npz", model_name=model,
+                    data_path=data, key_path=base / "own.key.npz", plain_test=plain_test, model_name=model,
                     model_options=model_options, recipe=rehearsal_recipe(recipe, steps, 1 if model == "vit" else 2),
                     seed=config["seeds"][0], interpolation=interp, out_model=out / "model.pt",
                     out_metrics=out / "metrics.json", state_dir=out / "state", pretrained=pretrained, device=device,
                     progress=False)
-                evaluate_models([out / "model.pt"], base / "test-own.npz", out / "eval.json", jpeg,
-                                base / "other.key.npz" if scheme != "plain" else None, plain_test, 8, device)
+                evaluate_models([out / "model.pt"], base / "own.key.npz", plain_test, out / "eval.json", jpeg,
+                                base / "other.key.npz" if scheme != "plain" else None, 8, device)
                 accuracy.append(out / "eval.json")
                 metrics.append(out / "metrics.json")
                 weight_bytes = _drop_weights(out, keep_weights)

@@ -3,8 +3,8 @@
 Pipeline per micro-batch (as the paper's official code): plain uint8 images -> the recipe's augmentation ->
 resize to the model input -> encrypt on the training device (with the fixed key; with a fresh key per image for
 per-image-key schemes such as PE) -> normalise -> model. So no encrypted training set is stored. Validation uses
-the plain validation split resized and encrypted the same way (no augmentation); the final test uses the stored
-encrypted test set.
+the plain validation split resized and encrypted the same way (no augmentation); the final test encrypts the stored
+plain test set (the setting's size) with the key, in-process: no encrypted test set is stored either.
 
 The recipe (:class:`etcbench.recipes.Recipe`) sets the optimiser (timm's ``create_optimizer_v2``: no weight decay
 on biases, norms, position embeddings and class tokens), the schedule, the duration in epochs or steps, and
@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from . import ciphers
 from .data.transforms import augment_batch, normalize, resize, to_nchw
+from .encryption import encrypted_test_set
 from .errors import EtcbenchError
 from .evaluate import evaluate_arrays, save_trained_model
 from .io import atomic_write, load_npz, require_images, write_json
@@ -135,7 +136,7 @@ def train_model(
         *,
         data_path: Path,
         key_path: Path,
-        test_path: Path,
+        plain_test: Path,
         model_name: str,
         model_options: dict[str, Any],
         recipe: Recipe,
@@ -153,6 +154,9 @@ def train_model(
 ) -> dict[str, Any]:
     """Train one model on one scheme with one seed; write ``out_model`` and ``out_metrics``. Returns the result.
 
+    The final test is on ``plain_test`` (the plain scheme's test set at the key's image size) encrypted with the key
+    (:func:`etcbench.encryption.encrypted_test_set`), made and checked before the training starts.
+
     ``channels_last`` (``auto``, ``on``, ``off``): train in the channels-last memory format; ``auto`` uses it for
     the convolutional models on CUDA, where cuDNN's kernels for it are faster (:func:`use_channels_last`).
     ``compile_model``: the training forward and backward passes run through ``torch.compile`` (off by default:
@@ -165,11 +169,9 @@ def train_model(
     if image_size != width:
         raise EtcbenchError(f"key {key_path} is for {image_size}x{width} images; training takes square images")
     data = load_npz(data_path)
-    test = load_npz(test_path)
-    ciphers.require_encrypted_with(test, key.fingerprint, test_path, f"key {key_path}")
     for split in ("train", "val"):
         require_images(data[f"{split}_x"], f"{data_path} ({split}_x)")
-    require_images(test["x"], str(test_path), (1, 3))
+    test = encrypted_test_set(plain_test, key_path)
     num_classes = int(data["train_y"].max()) + 1
     n_train = len(data["train_y"])
     total_steps, steps_per_epoch = recipe.total_steps(n_train), recipe.steps_per_epoch(n_train)
@@ -281,11 +283,11 @@ def train_model(
                                  "history": history, "train_images": train_images, "train_seconds": train_seconds})
         _write_summary(Path(state_dir) / "summary.csv", history)
 
-    top1, loss = evaluate_arrays(model, test["x"], test["y"], dev, recipe.eval_batch_size)
+    top1, loss = evaluate_arrays(model, test.x, test.y, dev, recipe.eval_batch_size)
     record = {
         "dataset": dataset, "image_size": image_size, "block_size": key.block_size, "model": model_name,
         "scheme": key.scheme, "jpeg_quality": None, "subsampling": "none", "seed": seed, "top1": top1, "loss": loss,
-        "n_test": int(len(test["y"])), "key_fingerprint": key.fingerprint,
+        "n_test": int(len(test.y)), "key_fingerprint": key.fingerprint,
     }
     samples_per_s = train_images / max(train_seconds, 1e-9)
     save_trained_model(out_model, model, spec, {"key_fingerprint": key.fingerprint, "record": record})

@@ -17,7 +17,8 @@ from etcbench.io import save_npz
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
-    """A small valid data set, key, encrypted test set and plain set, to be damaged one at a time."""
+    """A small valid data set, key, encrypted test set and plain set, to be damaged one at a time; a key for another
+    image size."""
     tmp = tmp_path_factory.mktemp("bad-input")
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
@@ -26,8 +27,10 @@ def inputs(tmp_path_factory) -> Path:
     scheme = ciphers.create("etc", block_size=8)
     key = scheme.generate_key(seed=1, image_size=(32, 32))
     ciphers.save_key(key, tmp / "key.npz")
-    save_npz(tmp / "test.npz", x=scheme.encrypt(x, key), y=y, key_fingerprint=np.array(key.fingerprint))
+    save_npz(tmp / "test.npz", x=scheme.encrypt(x, key), y=y, key_fingerprint=np.array(key.fingerprint),
+             scheme=np.array("etc"))  # an encrypted set as 'encrypt' writes it
     save_npz(tmp / "plain.npz", x=x, y=y, key_fingerprint=np.array("plain"))
+    ciphers.save_key(scheme.generate_key(seed=1, image_size=(16, 16)), tmp / "small.key.npz")
     return tmp
 
 
@@ -67,10 +70,11 @@ CASES = [
     ("encrypt", "data.npz", "folder", ["data.npz", "is a folder"]),
     ("encrypt", "key.npz", "truncated", ["key.npz", "not a valid etcbench key"]),
     ("encrypt", "key.npz", "folder", ["key.npz", "does not exist"]),
-    ("compress", "test.npz", "float", ["test.npz", "must be uint8"]),
-    ("compress", "test.npz", "truncated", ["test.npz", "not a readable .npz file"]),
+    ("compress", "plain.npz", "float", ["plain.npz", "must be uint8"]),
+    ("compress", "plain.npz", "truncated", ["plain.npz", "not a readable .npz file"]),
     ("compress", "plain.npz", "channels", ["plain.npz", "(N, H, W, 3)"]),
-    ("attack", "test.npz", "float", ["test.npz", "must be uint8"]),
+    ("compress", "key.npz", "truncated", ["key.npz", "not a valid etcbench key"]),
+    ("attack", "plain.npz", "float", ["plain.npz", "must be uint8"]),
     ("attack", "plain.npz", "empty", ["plain.npz", "(N, H, W, 3)"]),
     ("attack", "data.npz", "garbage", ["data.npz", "not a readable .npz file"]),
 ]
@@ -80,10 +84,15 @@ def _command(stage: str, files: dict[str, Path], out: Path) -> list:
     if stage == "encrypt":
         return ["encrypt", "--data", files["data.npz"], "--key", files["key.npz"], "--out", out / "enc.npz"]
     if stage == "compress":
-        return ["compress", "--images", files["test.npz"], "--plain", files["plain.npz"], "--key", files["key.npz"],
+        return ["compress", "--plain-test", files["plain.npz"], "--key", files["key.npz"],
                 "--quality", "50", "--subsampling", "444", "--out-dir", out]
-    return ["attack", "--attacks", "fr", "--data", files["data.npz"], "--key", files["key.npz"], "--test",
-            files["test.npz"], "--plain", files["plain.npz"], "--num-images", "4", "--key-seed", "1", "--device", "cpu",
+    if stage == "train":
+        return ["train", "--data", files["data.npz"], "--key", files["key.npz"], "--plain-test", files["plain.npz"],
+                "--model", "vit", "--model-options", '{"arch": "vit_tiny_patch16_224", "depth": 1}', "--recipe",
+                '{"epochs": 1, "batch_size": 4}', "--device", "cpu", "--no-progress", "--state-dir", out / "state",
+                "--out-model", out / "m.pt", "--out-metrics", out / "m.json"]
+    return ["attack", "--attacks", "fr", "--data", files["data.npz"], "--key", files["key.npz"], "--plain-test",
+            files["plain.npz"], "--num-images", "4", "--key-seed", "1", "--device", "cpu",
             "--out", out / "a.json", "--out-examples", out / "a.npz"]
 
 
@@ -99,6 +108,28 @@ def test_a_damaged_input_is_one_line_and_no_output(inputs, tmp_path, stage, name
     error = res.stderr.strip().splitlines()[-1]
     assert error.startswith(f"etcbench {stage}: error:") and "Traceback" not in res.stderr, res.stderr
     assert [line for line in res.stderr.splitlines() if "error" in line.lower()] == [error]
+    for word in words:
+        assert word in error, error
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("stage", ["compress", "attack", "train"])
+@pytest.mark.parametrize("wrong", ["small.key.npz", "test.npz", "missing.npz"])
+def test_a_plain_test_set_the_key_does_not_fit_is_one_line_and_no_output(inputs, tmp_path, stage, wrong):
+    """The stages encrypt the stored plain test set with their key themselves: a key for another image size, an
+    encrypted set given as the plain one, or a missing plain set is refused before anything is encrypted."""
+    files = {n: inputs / n for n in ("data.npz", "key.npz", "test.npz", "plain.npz")}
+    if wrong == "small.key.npz":
+        files["key.npz"], words = inputs / wrong, ["small.key.npz", "is for 16x16 images", "holds 32x32 images"]
+    elif wrong == "test.npz":
+        files["plain.npz"], words = inputs / wrong, ["test.npz", "give the plain scheme's test set"]
+    else:
+        files["plain.npz"], words = tmp_path / wrong, ["missing.npz", "does not exist"]
+    out = tmp_path / "out"
+    res = _etcbench(*_command(stage, files, out))
+    assert res.returncode == 1, res.stderr
+    error = res.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"etcbench {stage}: error:") and "Traceback" not in res.stderr, res.stderr
     for word in words:
         assert word in error, error
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
@@ -132,6 +163,7 @@ def test_a_truncated_model_file_is_refused_by_evaluate(inputs, tmp_path):
     model = tmp_path / "model.pt"
     model.write_bytes(b"\x80\x02not a torch file")
     out = tmp_path / "eval.json"
-    res = _etcbench("evaluate", "--model-file", model, "--test", inputs / "test.npz", "--device", "cpu", "--out", out)
+    res = _etcbench("evaluate", "--model-file", model, "--key", inputs / "key.npz", "--plain-test",
+                    inputs / "plain.npz", "--device", "cpu", "--out", out)
     assert res.returncode == 1 and "is not an etcbench model file" in res.stderr.strip().splitlines()[-1], res.stderr
     assert "Traceback" not in res.stderr and not out.exists()

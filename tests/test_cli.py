@@ -110,9 +110,9 @@ def test_a_bad_choice_is_a_usage_error_naming_the_choices(tmp_path, capsys):
     common = ["--out", str(tmp_path / "o"), "--info", str(tmp_path / "i")]
     for argv, names in ((["keygen", "--scheme", "rot13", "--block-size", "8", "--image-size", "32", "--key-seed", "1",
                           *common], ciphers.available()),
-                        (["train", "--model", "rot13", "--data", "d", "--key", "k", "--test", "t", "--state-dir", "s",
-                          "--out-model", "m", "--out-metrics", "x"], models.available()),
-                        (["attack", "--attacks", "fr", "rot13", "--data", "d", "--key", "k", "--test", "t", "--plain",
+                        (["train", "--model", "rot13", "--data", "d", "--key", "k", "--plain-test", "t",
+                          "--state-dir", "s", "--out-model", "m", "--out-metrics", "x"], models.available()),
+                        (["attack", "--attacks", "fr", "rot13", "--data", "d", "--key", "k", "--plain-test",
                           "p", "--key-seed", "1", "--out", "o", "--out-examples", "e"],
                          attacks.available())):
         with pytest.raises(SystemExit) as exc:
@@ -159,7 +159,7 @@ def test_parsing_and_help_import_no_torch():
             "        build_parser().parse_args([stage, '--help'])\n"
             "    except SystemExit:\n"
             "        pass\n"
-            "build_parser().parse_args(['train', '--model', 'vit', '--data', 'd', '--key', 'k', '--test', 't',\n"
+            "build_parser().parse_args(['train', '--model', 'vit', '--data', 'd', '--key', 'k', '--plain-test', 't',\n"
             "                           '--state-dir', 's', '--out-model', 'm', '--out-metrics', 'x'])\n"
             "print(sorted(m for m in ('torch', 'timm') if m in sys.modules))\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
@@ -242,19 +242,23 @@ def test_keygen_derives_from_a_master_file_per_role_and_training_seed(tmp_path):
     assert res.returncode == 2 and "not allowed with argument" in res.stderr
 
 
-def test_compress_refuses_images_of_another_key(tmp_path):
+def test_compress_codes_the_plain_set_encrypted_with_its_key(tmp_path):
+    """No encrypted test set is stored: compress encrypts the plain one with --key; its JPEG files are those of the
+    set 'encrypt' wrote with that key, and carry the key's fingerprint."""
+
     scheme = ciphers.create("etc", block_size=8)
-    k1, k2 = scheme.generate_key(seed=1, image_size=(32, 32)), scheme.generate_key(seed=2, image_size=(32, 32))
-    ciphers.save_key(k2, tmp_path / "k2.npz")
+    key = scheme.generate_key(seed=2, image_size=(32, 32))
+    ciphers.save_key(key, tmp_path / "k.npz")
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    save_npz(tmp_path / "enc.npz", x=scheme.encrypt(x, k1), y=np.zeros(4, np.int64),
-             key_fingerprint=np.array(k1.fingerprint))
-    save_npz(tmp_path / "plain.npz", x=x, y=np.zeros(4, np.int64), key_fingerprint=np.array("plain"))
-    res = etcbench("compress", "--images", str(tmp_path / "enc.npz"), "--plain", str(tmp_path / "plain.npz"),
-                   "--key", str(tmp_path / "k2.npz"), "--quality", "50", "90", "--subsampling", "420",
-                   "--out-dir", str(tmp_path / "jpeg"))
-    assert_one_error_line(res, "compress", "was not encrypted with key")
-    assert not (tmp_path / "jpeg").exists()
+    save_npz(tmp_path / "plain.npz", x=x, y=np.arange(4), key_fingerprint=np.array("plain"))
+    res = etcbench("compress", "--plain-test", str(tmp_path / "plain.npz"), "--key", str(tmp_path / "k.npz"),
+                   "--quality", "50", "--subsampling", "420", "--out-dir", str(tmp_path / "jpeg"))
+    assert res.returncode == 0, res.stderr
+    stored = load_npz(tmp_path / "jpeg" / "q50-420.npz")
+    data, offsets = jpeg.pack(jpeg.roundtrip_files(scheme.encrypt(x, key), 50, "420", 1)[0])
+    np.testing.assert_array_equal(stored["jpeg"], data)
+    np.testing.assert_array_equal(stored["offsets"], offsets)
+    assert str(stored["key_fingerprint"]) == key.fingerprint and stored["y"].tolist() == [0, 1, 2, 3]
 
 
 def test_compress_codes_grayscale_planes_at_their_own_subsampling(tmp_path, natural_images):
@@ -262,10 +266,8 @@ def test_compress_codes_grayscale_planes_at_their_own_subsampling(tmp_path, natu
     key = scheme.generate_key(seed=1, image_size=(64, 64))
     ciphers.save_key(key, tmp_path / "k.npz")
     x = natural_images
-    save_npz(tmp_path / "enc.npz", x=scheme.encrypt(x, key), y=np.zeros(len(x), np.int64),
-             key_fingerprint=np.array(key.fingerprint))
     save_npz(tmp_path / "plain.npz", x=x, y=np.zeros(len(x), np.int64), key_fingerprint=np.array("plain"))
-    args = ["compress", "--images", str(tmp_path / "enc.npz"), "--plain", str(tmp_path / "plain.npz"),
+    args = ["compress", "--plain-test", str(tmp_path / "plain.npz"),
             "--key", str(tmp_path / "k.npz"), "--quality", "50", "90", "--out-dir", str(tmp_path / "jpeg")]
     res = etcbench(*args, "--subsampling", "444")
     assert_one_error_line(res, "compress", "use --subsampling 420")
@@ -315,7 +317,7 @@ def test_report_with_a_bad_record_leaves_no_files(tmp_path):
 
 @pytest.fixture
 def train_inputs(tmp_path):
-    """A tiny split, an EtC key and its encrypted test set for `etcbench train`."""
+    """A tiny split, an EtC key and the plain test set for `etcbench train`."""
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
     y = np.arange(16) % 2
@@ -323,11 +325,11 @@ def train_inputs(tmp_path):
     scheme = ciphers.create("etc", block_size=8)
     key = scheme.generate_key(seed=1, image_size=(32, 32))
     ciphers.save_key(key, tmp_path / "key.npz")
-    save_npz(tmp_path / "test.npz", x=scheme.encrypt(x[:4], key), y=y[:4], key_fingerprint=np.array(key.fingerprint))
+    save_npz(tmp_path / "plain.npz", x=x[:4], y=y[:4], key_fingerprint=np.array("plain"))
 
     def train(*extra: str) -> subprocess.CompletedProcess:
         return etcbench("train", "--data", str(tmp_path / "data.npz"), "--key", str(tmp_path / "key.npz"),
-                        "--test", str(tmp_path / "test.npz"), "--state-dir",
+                        "--plain-test", str(tmp_path / "plain.npz"), "--state-dir",
                         str(tmp_path / "state"), "--out-model", str(tmp_path / "out/model.pt"),
                         "--out-metrics", str(tmp_path / "out/metrics.json"), "--no-progress", *extra)
     return tmp_path, train

@@ -12,6 +12,7 @@ from etcbench.io import read_json, save_npz
 
 
 def _encrypted_set(tmp_path, images: np.ndarray, scheme_name: str, block_size: int):
+    """A key, the plain set the stage encrypts with it, and the encrypted set the encryption stage would store."""
     scheme = ciphers.create(scheme_name, block_size=block_size)
     key = scheme.generate_key(seed=3, image_size=images.shape[1:3])
     ciphers.save_key(key, tmp_path / f"{scheme_name}.key.npz")
@@ -26,7 +27,7 @@ def _encrypted_set(tmp_path, images: np.ndarray, scheme_name: str, block_size: i
 def test_records_hold_file_and_payload_rates(tmp_path, natural_images, scheme, subsampling):
     images = np.ascontiguousarray(natural_images[:, ::2, ::2])  # 32 x 32: headers are a large share of a file
     enc, plain, key = _encrypted_set(tmp_path, images, scheme, 8)
-    records = compress_set(enc, plain, key, [30, 90], subsampling, tmp_path / "out")
+    records = compress_set(plain, key, [30, 90], subsampling, tmp_path / "out")
     for record in records:
         assert read_json(compress_paths(tmp_path / "out", record["jpeg_quality"], subsampling)[1])["record"] == record
         # the same numbers from the files themselves
@@ -43,7 +44,7 @@ def test_records_hold_file_and_payload_rates(tmp_path, natural_images, scheme, s
 def test_payload_rate_is_the_payload_of_the_files(tmp_path, natural_images):
     images = np.ascontiguousarray(natural_images[:, ::2, ::2])
     enc, plain, key = _encrypted_set(tmp_path, images, "plain", 8)
-    record = compress_set(enc, plain, key, [50], "420", tmp_path / "out")[0]
+    record = compress_set(plain, key, [50], "420", tmp_path / "out")[0]
     blobs = jpeg.encode(images, 50, "420")
     payload = np.array([jpeg.payload_size(b) for b in blobs])
     sizes = np.array([len(b) for b in blobs])
@@ -58,7 +59,7 @@ def test_the_stored_set_is_the_encoder_s_files(tmp_path, natural_images):
 
     images = np.ascontiguousarray(natural_images[:, ::2, ::2])
     enc, plain, key = _encrypted_set(tmp_path, images, "etc", 8)
-    compress_set(enc, plain, key, [70], "444", tmp_path / "out")
+    compress_set(plain, key, [70], "444", tmp_path / "out")
     stored = load_npz(compress_paths(tmp_path / "out", 70, "444")[0])
     assert jpeg.unpack(stored["jpeg"], stored["offsets"]) == jpeg.encode(load_npz(enc)["x"], 70, "444")
     assert (int(stored["jpeg_quality"]), str(stored["subsampling"])) == (70, "444")

@@ -101,7 +101,7 @@ def test_every_job_comes_after_what_it_needs():
     assert all(d < i for i, ds in enumerate(deps) for d in ds)
     report = next(i for i, j in enumerate(jobs) if j.rule == "make_report")
     assert {jobs[d].rule for d in deps[report]} >= {"evaluate_scheme", "attack_scheme", "compress_jpeg", "make_key",
-                                                    "train_model", "encrypt_test", "position_leak"}
+                                                    "train_model", "plain_test", "encrypt_examples", "position_leak"}
 
 
 # the scheduler ----------------------------------------------------------------------------------------------------
@@ -269,7 +269,9 @@ def test_the_command_prices_the_smoke_config(tmp_path):
     assert result["totals"]["wall_seconds"] <= result["totals"]["job_seconds"]
     assert {s for r in rules.values() for s in r["source"].split("+")} <= {"measured", "extrapolated"}
     md = (out / "cost.md").read_text()
-    assert md == res.stdout and "| **total** | 62 |" in md and "no GPU" in md
+    # 57 jobs: no encrypted test set per key any more (10 encrypt_test jobs gave way to 2 plain_test and 3
+    # encrypt_examples)
+    assert md == res.stdout and "| **total** | 57 |" in md and "no GPU" in md
     # never key material: the command's files hold no key arrays, and the calibration's keys are gone
     assert "block_perm" not in (out / "cost.json").read_text() and sorted(os.listdir(out)) == ["cost.json", "cost.md"]
     assert not list(tmp_path.glob("**/*.key.npz"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from etcbench import ciphers
-from etcbench.encryption import encrypt_split, make_key
+from etcbench.encryption import encrypt_split, encrypted_test_set, make_key
 from etcbench.errors import EtcbenchError
 from etcbench.io import load_npz, read_json, save_npz
 
@@ -69,3 +69,67 @@ def test_the_report_draws_the_examples_with_every_key_file_removed(split):
                            out_dir=tmp_path / "report")
     assert tmp_path / "report" / "figures" / "examples.png" in written
     assert not list(tmp_path.glob("*.key.npz"))
+
+
+# the encrypted test sets are not stored: every stage encrypts the stored plain set with its key ---------------------
+@pytest.fixture(scope="module")
+def test_split(tmp_path_factory):
+    """300 test images at 24 px: resized to the keys' 32 px; more than one of PE's chunks of per-image keys (256)."""
+    tmp = tmp_path_factory.mktemp("split")
+    rng = np.random.default_rng(1)
+    save_npz(tmp / "data.npz", test_x=rng.integers(0, 256, (300, 24, 24, 3), dtype=np.uint8),
+             test_y=rng.integers(0, 10, 300))
+    make_key("plain", 8, 32, 3, {}, tmp / "plain.key.npz", tmp / "plain.json")
+    encrypt_split(tmp / "data.npz", tmp / "plain.key.npz", tmp / "plain.npz")  # the one stored test set
+    return tmp
+
+
+@pytest.mark.parametrize("scheme", ["etc", "pe", "etc-gray", "le", "ele", "plain"])
+def test_the_in_process_test_set_is_bit_identical_to_what_encrypt_wrote(test_split, scheme):
+    tmp = test_split
+    key = make_key(scheme, 8, 32, 5, {}, tmp / f"{scheme}.key.npz", tmp / f"{scheme}.json")
+    encrypt_split(tmp / "data.npz", tmp / f"{scheme}.key.npz", tmp / f"{scheme}.npz")  # what the workflow stored
+    stored = load_npz(tmp / f"{scheme}.npz")
+    made = encrypted_test_set(tmp / "plain.npz", tmp / f"{scheme}.key.npz")
+    assert made.x.dtype == stored["x"].dtype and made.x.shape == stored["x"].shape
+    np.testing.assert_array_equal(made.x, stored["x"])
+    np.testing.assert_array_equal(made.y, stored["y"])
+    assert made.key_fingerprint == str(stored["key_fingerprint"]) == key.fingerprint
+    np.testing.assert_array_equal(made.plain, load_npz(tmp / "plain.npz")["x"])
+    first = encrypted_test_set(tmp / "plain.npz", tmp / f"{scheme}.key.npz", count=7)  # the attack's targets
+    np.testing.assert_array_equal(first.x, stored["x"][:7])
+    np.testing.assert_array_equal(first.y, stored["y"][:7])
+
+
+@pytest.mark.parametrize("scheme", ["etc", "pe", "etc-gray"])
+def test_examples_alone_are_the_examples_written_with_the_set(test_split, scheme):
+    tmp = test_split
+    make_key(scheme, 8, 32, 5, {}, tmp / f"ex-{scheme}.key.npz", tmp / f"ex-{scheme}.json")
+    encrypt_split(tmp / "data.npz", tmp / f"ex-{scheme}.key.npz", tmp / "with.npz", out_examples=tmp / "a.npz",
+                  num_examples=4)
+    encrypt_split(tmp / "data.npz", tmp / f"ex-{scheme}.key.npz", None, out_examples=tmp / "b.npz", num_examples=4)
+    a, b = load_npz(tmp / "a.npz"), load_npz(tmp / "b.npz")
+    assert set(a) == set(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    with pytest.raises(EtcbenchError, match="nothing to write"):
+        encrypt_split(tmp / "data.npz", tmp / f"ex-{scheme}.key.npz", None)
+
+
+def test_the_in_process_test_set_refuses_bad_input(test_split, tmp_path):
+    tmp = test_split
+    make_key("etc", 8, 16, 5, {}, tmp_path / "small.key.npz", tmp_path / "small.json")
+    make_key("etc", 8, 32, 5, {}, tmp_path / "etc.key.npz", tmp_path / "etc.json")
+    encrypt_split(tmp / "data.npz", tmp_path / "etc.key.npz", tmp_path / "etc.npz")
+    cases = [
+        ((tmp / "plain.npz", tmp_path / "small.key.npz"), "is for 16x16 images; .*plain.npz holds 32x32 images"),
+        ((tmp_path / "missing.npz", tmp_path / "etc.key.npz"), "missing.npz does not exist"),
+        ((tmp / "plain.npz", tmp_path / "missing.key.npz"), "missing.key.npz"),
+        ((tmp_path / "etc.npz", tmp_path / "etc.key.npz"), "encrypted with a 'etc' key; give the plain scheme's"),
+        ((tmp / "data.npz", tmp_path / "etc.key.npz"), "is not a test set: it has no 'x' array"),
+    ]
+    for args, message in cases:
+        with pytest.raises(EtcbenchError, match=message):
+            encrypted_test_set(*args)
+    with pytest.raises(EtcbenchError, match="301 test images wanted, but .* holds 300"):
+        encrypted_test_set(tmp / "plain.npz", tmp_path / "etc.key.npz", count=301)

@@ -39,19 +39,19 @@ def stored(tmp_path):
     _save_convmixer(tmp_path / "b.pt", "convmixer_wide", 12, own)
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (12, SIZE, SIZE, 3), dtype=np.uint8), np.arange(12) % 4
-    save_npz(tmp_path / "test.npz", x=scheme.encrypt(x, own), y=y, key_fingerprint=np.array(own.fingerprint))
     files, offsets = jpeg.pack(jpeg.encode(scheme.encrypt(x, own), 50, "420"))  # as the compression stage stores
     save_npz(tmp_path / "q50.npz", jpeg=files, offsets=offsets, y=y, key_fingerprint=np.array(own.fingerprint),
              jpeg_quality=np.array(50), subsampling=np.array("420"))
     save_npz(tmp_path / "other.npz", x=scheme.encrypt(x, other), y=y, key_fingerprint=np.array(other.fingerprint))
-    save_npz(tmp_path / "plain.npz", x=x, y=y, key_fingerprint=np.array("plain"))
+    save_npz(tmp_path / "plain.npz", x=x, y=y, key_fingerprint=np.array("plain"), scheme=np.array("plain"))
     return tmp_path, scheme, own, other, x, y
 
 
 def _evaluate(tmp_path, models=("a.pt", "b.pt"), **kwargs):
-    args = {"jpeg": [tmp_path / "q50.npz"], "other_key": tmp_path / "other.key.npz",
-            "plain_test": tmp_path / "plain.npz", "batch_size": 5, "device": "cpu", **kwargs}
-    return evaluate_models([tmp_path / m for m in models], tmp_path / "test.npz", tmp_path / "eval.json", **args)
+    args = {"key_path": tmp_path / "own.key.npz", "plain_test": tmp_path / "plain.npz", "out": tmp_path / "eval.json",
+            "jpeg": [tmp_path / "q50.npz"], "other_key": tmp_path / "other.key.npz", "batch_size": 5, "device": "cpu",
+            **kwargs}
+    return evaluate_models([tmp_path / m for m in models], **args)
 
 
 def test_records_every_model_on_every_test_set_and_under_key_mismatch(stored):
@@ -81,9 +81,7 @@ def test_records_every_model_on_every_test_set_and_under_key_mismatch(stored):
 
 def test_refuses_sets_of_another_key_mixed_models_and_an_other_key_that_is_the_own(stored, monkeypatch):
     tmp_path, scheme, own, other, x, y = stored
-    with pytest.raises(EtcbenchError, match="other.npz was not encrypted with the key the models"):
-        evaluate_models([tmp_path / "a.pt"], tmp_path / "other.npz", tmp_path / "a.json", device="cpu")
-    # the key-mismatch inputs are checked before any model sees an image
+    # the own key, the plain test set and the key-mismatch inputs are checked before any model sees an image
     import etcbench.evaluate as evaluate_module
 
     inferences = []
@@ -92,8 +90,13 @@ def test_refuses_sets_of_another_key_mixed_models_and_an_other_key_that_is_the_o
                         lambda *a, **k: inferences.append(1) or real_predict(*a, **k))
     with pytest.raises(EtcbenchError, match="a key mismatch needs another"):
         _evaluate(tmp_path, other_key=tmp_path / "own.key.npz")
-    with pytest.raises(EtcbenchError, match="give plain_test"):
-        _evaluate(tmp_path, plain_test=None)
+    with pytest.raises(EtcbenchError, match="other.key.npz is not the key the models .* were trained on"):
+        _evaluate(tmp_path, key_path=tmp_path / "other.key.npz", out=tmp_path / "a.json")
+    with pytest.raises(EtcbenchError, match="missing.npz does not exist"):
+        _evaluate(tmp_path, plain_test=tmp_path / "missing.npz")
+    save_npz(tmp_path / "other.npz", **{**load_npz(tmp_path / "other.npz"), "scheme": np.array("etc")})
+    with pytest.raises(EtcbenchError, match="other.npz holds images encrypted with a 'etc' key"):
+        _evaluate(tmp_path, plain_test=tmp_path / "other.npz")
     gray = ciphers.create("etc-gray", block_size=BLOCK).generate_key(seed=5, image_size=(SIZE, SIZE))
     ciphers.save_key(gray, tmp_path / "gray.key.npz")
     with pytest.raises(EtcbenchError, match="is a 'etc-gray' key; the models were trained on 'etc'"):

@@ -49,7 +49,6 @@ def task(tmp_path_factory):
     key = scheme.generate_key(seed=3, image_size=(SIZE, SIZE))
     ciphers.save_key(key, tmp / "key.npz")
     test = resize_numpy(sx, SIZE)
-    save_npz(tmp / "test.npz", x=scheme.encrypt(test, key), y=sy, key_fingerprint=np.array(key.fingerprint))
     save_npz(tmp / "plain.npz", x=test, y=sy, key_fingerprint=np.array("plain"))
     return tmp
 
@@ -57,7 +56,7 @@ def task(tmp_path_factory):
 def _train(tmp: Path, name: str) -> list[str]:
     recipe = {"epochs": EPOCHS, "batch_size": 16, "lr": 0.01, "warmup_epochs": 0.5, "augment": "crop_flip"}
     return [sys.executable, "-m", "etcbench", "train", "--data", str(tmp / "data.npz"), "--key", str(tmp / "key.npz"),
-            "--test", str(tmp / "test.npz"), "--model", "convmixer", "--model-options",
+            "--plain-test", str(tmp / "plain.npz"), "--model", "convmixer", "--model-options",
             json.dumps({"arch": "convmixer", "dim": 32, "depth": 2, "kernel_size": 3}), "--recipe",
             json.dumps(recipe), "--seed", "0", "--device", "cpu", "--threads", "1", "--no-progress", "--state-dir",
             str(tmp / name / "state"),
@@ -119,7 +118,7 @@ def _attack(tmp: Path, name: str) -> list[str]:
     options = {"itn": {"epochs": 3, "batch_size": 8, "optimizer": "adam", "lr": 0.001, "schedule": "cosine"}}
     return [sys.executable, "-m", "etcbench", "attack", "--attacks", "fr", "itn", "kpa", "--options",
             json.dumps({**options, "kpa": {"pairs": [1]}}), "--data", str(tmp / "data.npz"), "--key",
-            str(tmp / "key.npz"), "--test", str(tmp / "test.npz"), "--plain", str(tmp / "plain.npz"),
+            str(tmp / "key.npz"), "--plain-test", str(tmp / "plain.npz"),
             "--num-images", "16", "--train-images", "96", "--attacker-keys", "2", "--key-seed", "7", "--device",
             "cpu", "--threads", "1", "--no-progress", "--out", str(tmp / name / "attack.json"), "--out-examples",
             str(tmp / name / "examples.npz")]

@@ -15,7 +15,7 @@ from etcbench import ciphers
 from etcbench.data.transforms import resize_numpy
 from etcbench.errors import EtcbenchError
 from etcbench.evaluate import evaluate_arrays, load_trained_model
-from etcbench.io import save_npz
+from etcbench.io import load_npz, save_npz
 from etcbench.models import build_model
 from etcbench.train import LrSchedule, Recipe, build_optimizer, train_model
 
@@ -35,14 +35,15 @@ def tiny_run(tmp_path):
     scheme = ciphers.create("etc", block_size=BLOCK)
     key = scheme.generate_key(seed=3, image_size=(SIZE, SIZE))
     ciphers.save_key(key, tmp_path / "key.npz")
-    enc = scheme.encrypt(resize_numpy(sx, SIZE), key)
-    save_npz(tmp_path / "test.npz", x=enc, y=sy, key_fingerprint=np.array(key.fingerprint))
+    # the plain scheme's test set, as the workflow stores it; the training encrypts it with its key for the test
+    save_npz(tmp_path / "plain.npz", x=resize_numpy(sx, SIZE), y=sy, key_fingerprint=np.array("plain"),
+             scheme=np.array("plain"))
 
     def run(out: str, state: str, recipe: Recipe, model: str = "convmixer", options: dict | None = None,
             pretrained: bool | str = False, **runtime):
         options = {"dim": 16, "depth": 1, "kernel_size": 3} if options is None else options
         return train_model(data_path=tmp_path / "data.npz", key_path=tmp_path / "key.npz",
-                           test_path=tmp_path / "test.npz", model_name=model,
+                           plain_test=tmp_path / "plain.npz", model_name=model,
                            model_options=options, recipe=recipe, seed=0,
                            interpolation="bicubic", out_model=tmp_path / out / "model.pt",
                            out_metrics=tmp_path / out / "metrics.json", state_dir=tmp_path / state,
@@ -90,7 +91,6 @@ def test_training_learns_an_encrypted_task(tiny_run):
     result = run("c", "state_c", Recipe(epochs=6, batch_size=16, lr=0.01, warmup_epochs=0.5, augment="none"))
     assert result["record"]["top1"] >= 0.75  # 4 classes: chance is 0.25
     model, _ = load_trained_model(tmp_path / "c" / "model.pt", torch.device("cpu"))
-    from etcbench.io import load_npz
 
     data = load_npz(tmp_path / "data.npz")
     scheme = ciphers.create("etc", block_size=BLOCK)
@@ -102,7 +102,6 @@ def test_training_learns_an_encrypted_task(tiny_run):
 
 def test_training_on_grayscale_planes_of_etc_gray(tiny_run):
     tmp_path, _, run = tiny_run
-    from etcbench.io import load_npz
 
     scheme = ciphers.create("etc-gray", block_size=BLOCK)
     key = scheme.generate_key(seed=5, image_size=(SIZE, SIZE))
@@ -110,7 +109,6 @@ def test_training_on_grayscale_planes_of_etc_gray(tiny_run):
     data = load_npz(tmp_path / "data.npz")
     planes = scheme.encrypt(resize_numpy(data["test_x"], SIZE), key)
     assert planes.shape == (32, SIZE * 3 // 2, SIZE, 1)
-    save_npz(tmp_path / "test.npz", x=planes, y=data["test_y"], key_fingerprint=np.array(key.fingerprint))
     result = run("g", "state_g", Recipe(epochs=4, batch_size=16, lr=0.01, augment="none"), model="vit",
                  options={"depth": 1, "embed_dim": 32, "num_heads": 2})
     assert result["record"]["scheme"] == "etc-gray" and result["record"]["top1"] >= 0.5  # chance 0.25
@@ -121,13 +119,18 @@ def test_training_on_grayscale_planes_of_etc_gray(tiny_run):
     assert top1 == pytest.approx(result["record"]["top1"])
 
 
-def test_mismatched_test_set_is_refused(tiny_run):
+def test_a_plain_test_set_the_key_does_not_fit_is_refused_before_training(tiny_run):
     tmp_path, key, run = tiny_run
-    other = ciphers.create("etc", block_size=BLOCK).generate_key(seed=4, image_size=(SIZE, SIZE))
-    ciphers.save_key(other, tmp_path / "key.npz")
-    with pytest.raises(EtcbenchError, match="not encrypted with key"):
+    big = ciphers.create("etc", block_size=BLOCK).generate_key(seed=4, image_size=(2 * SIZE, 2 * SIZE))
+    ciphers.save_key(big, tmp_path / "key.npz")
+    with pytest.raises(EtcbenchError, match=rf"is for {2 * SIZE}x{2 * SIZE} images; .*plain.npz holds {SIZE}x{SIZE}"):
         run("d", "state_d", Recipe(epochs=1, batch_size=16))
-    assert not (tmp_path / "d").exists()
+    ciphers.save_key(key, tmp_path / "key.npz")
+    data = load_npz(tmp_path / "plain.npz")
+    save_npz(tmp_path / "plain.npz", **{**data, "scheme": np.array("etc")})  # an encrypted set is no plain one
+    with pytest.raises(EtcbenchError, match="holds images encrypted with a 'etc' key"):
+        run("d", "state_d", Recipe(epochs=1, batch_size=16))
+    assert not (tmp_path / "d").exists() and not (tmp_path / "state_d").exists()
 
 
 def test_adaptation_network_trains_with_its_regularisation(tiny_run, monkeypatch):
@@ -220,14 +223,10 @@ def test_multistep_and_onecycle_schedules():
 def test_per_image_key_pe_trains_with_fresh_keys(tiny_run, monkeypatch):
     tmp_path, _, run = tiny_run
     from etcbench.ciphers.pe import PE
-    from etcbench.io import load_npz
 
     scheme = ciphers.create("pe", block_size=BLOCK)
     key = scheme.generate_key(seed=6, image_size=(SIZE, SIZE))
     ciphers.save_key(key, tmp_path / "key.npz")
-    data = load_npz(tmp_path / "data.npz")
-    save_npz(tmp_path / "test.npz", x=scheme.encrypt(resize_numpy(data["test_x"], SIZE), key), y=data["test_y"],
-             key_fingerprint=np.array(key.fingerprint))
     calls = []
     real = PE.encrypt_fresh
     monkeypatch.setattr(PE, "encrypt_fresh", lambda self, x, g: calls.append(len(x)) or real(self, x, g))

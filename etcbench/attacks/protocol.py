@@ -51,6 +51,7 @@ import numpy as np
 from .. import ciphers
 from ..ciphers.blocks import num_blocks
 from ..ciphers.derive import KeyContext, MasterSecret
+from ..encryption import encrypted_test_set
 from ..errors import EtcbenchError
 from ..grid import setting_id
 from ..io import load_npz, require_images, save_npz, write_json
@@ -350,7 +351,6 @@ def attack_test_set(
         options: dict[str, dict[str, Any]],
         data_path: Path,
         key_path: Path,
-        test_path: Path,
         plain_path: Path,
         out: Path,
         out_examples: Path,
@@ -368,22 +368,18 @@ def attack_test_set(
         progress: bool = False,
 ) -> dict[str, Any]:
     """The attack stage: run ``attack_names`` (and the ``none`` floor) on the first ``num_images`` test images
-    encrypted with the key at ``key_path``; write the records to ``out`` and the first reconstructions (RGB) to
-    ``out_examples``. The attacker's own images are the first ``train_images`` of the data's training split (the
-    unpaired GAN sees half of them plain and half under the target key); ``classifier``, a model trained on plain
-    images of the same setting, scores semantic leakage."""
+    encrypted with the key at ``key_path`` (the plain test set ``plain_path`` encrypted here, in-process); write
+    the records to ``out`` and the first reconstructions (RGB) to ``out_examples``. The attacker's own images are
+    the first ``train_images`` of the data's training split (the unpaired GAN sees half of them plain and half
+    under the target key); ``classifier``, a model trained on plain images of the same setting, scores semantic
+    leakage."""
     from ..data.transforms import resize_numpy
     from ..seeding import seed_everything, select_device
 
     started = time.time()
     key, scheme = ciphers.load_scheme(key_path)
-    test, plain, data = load_npz(test_path), load_npz(plain_path), load_npz(data_path)
-    ciphers.require_encrypted_with(test, key.fingerprint, test_path, f"key {key_path}")
-    require_images(test["x"], str(test_path), (1, 3))
-    require_images(plain["x"], str(plain_path))
+    data = load_npz(data_path)
     require_images(data["train_x"], f"{data_path} (train_x)")
-    if num_images > len(plain["x"]):
-        raise EtcbenchError(f"--num-images {num_images} exceeds the {len(plain['x'])} test images of {plain_path}")
     unknown = sorted(set(options) - set(attack_names))
     if unknown:
         raise EtcbenchError(f"--options names attack(s) {', '.join(unknown)} that are not run")
@@ -402,6 +398,8 @@ def attack_test_set(
         if isinstance(attack, KnownPlaintextAttack) and max(attack.pairs) > train_images:
             raise EtcbenchError(f"kpa pairs {max(attack.pairs)} exceeds the attacker's {train_images} images "
                                 f"(--train-images)")
+    test = encrypted_test_set(plain_path, key_path, count=num_images)  # the attacked images only, once all is checked
+    plain = {"x": test.plain, "y": test.y}
     learners = [r for r in runs if r.needs_training]
     own = None
     if learners or any(isinstance(r, KnownPlaintextAttack) for r in runs):  # the attacker's own images
@@ -415,7 +413,7 @@ def attack_test_set(
     if any(not getattr(r, "paired", True) for r in learners):
         target_set = unpaired_data(scheme, own, key)
     dev = select_device(device)
-    target, reference = test["x"][:num_images], plain["x"][:num_images]
+    target, reference = test.x, test.plain
     scoring = _scoring(data, plain, num_images, interpolation, classifier, dev)
     records, examples = [], {}
     for attack in runs:

@@ -289,8 +289,8 @@ def test_train_model_starts_where_start_embeddings_says(tmp_path):
     scheme = ciphers.create("etc", block_size=BLOCK)
     key = scheme.generate_key(seed=3, image_size=(32, 32))
     ciphers.save_key(key, tmp_path / "key.npz")
-    save_npz(tmp_path / "test.npz", x=scheme.encrypt(x[24:], key), y=y[24:], key_fingerprint=np.array(key.fingerprint))
-    train_model(data_path=tmp_path / "data.npz", key_path=tmp_path / "key.npz", test_path=tmp_path / "test.npz",
+    save_npz(tmp_path / "plain.npz", x=x[24:], y=y[24:], key_fingerprint=np.array("plain"))
+    train_model(data_path=tmp_path / "data.npz", key_path=tmp_path / "key.npz", plain_test=tmp_path / "plain.npz",
                 model_name="vit", model_options=VIT, recipe=Recipe(steps=1, batch_size=16, lr=1e-9, min_lr=0.0,
                                                                    augment="none"),
                 seed=7, interpolation="bicubic", out_model=tmp_path / "m.pt", out_metrics=tmp_path / "m.json",

@@ -159,8 +159,6 @@ def test_attack_stage_bad_input_is_one_line_and_no_output(tmp_path, natural_imag
     key = scheme.generate_key(seed=7, image_size=(64, 64))
     ciphers.save_key(key, tmp_path / "k.npz")
     y = np.zeros(len(natural_images), np.int64)
-    save_npz(tmp_path / "enc.npz", x=scheme.encrypt(natural_images, key), y=y,
-             key_fingerprint=np.array(key.fingerprint))
     save_npz(tmp_path / "plain.npz", x=natural_images, y=y, key_fingerprint=np.array("plain"))
     save_npz(tmp_path / "data.npz", train_x=natural_images[:, ::2, ::2], train_y=y, test_x=natural_images[:, ::2, ::2],
              test_y=y)
@@ -169,7 +167,7 @@ def test_attack_stage_bad_input_is_one_line_and_no_output(tmp_path, natural_imag
     loose.write_bytes(bytes(32))
     loose.chmod(0o644)
     base = [sys.executable, "-m", "etcbench", "attack", "--data", str(tmp_path / "data.npz"), "--key",
-            str(tmp_path / "k.npz"), "--test", str(tmp_path / "enc.npz"), "--plain", str(tmp_path / "plain.npz"),
+            str(tmp_path / "k.npz"), "--plain-test", str(tmp_path / "plain.npz"),
             "--num-images", "4", "--out", str(outs[0]), "--out-examples", str(outs[1])]
     cases = {
         "is readable by others": ["--attacks", "fr", "--master-file", str(loose)],

@@ -63,8 +63,8 @@ def rule_envs() -> dict[str, Path]:
 
 def test_every_rule_has_an_existing_environment():
     envs = rule_envs()
-    assert {"prepare_data", "make_key", "encrypt_test", "compress_jpeg", "train_model", "evaluate_scheme",
-            "attack_scheme", "make_report"} <= set(envs)
+    assert {"prepare_data", "make_key", "plain_test", "encrypt_examples", "compress_jpeg", "train_model",
+            "evaluate_scheme", "attack_scheme", "make_report"} <= set(envs)
     for rule, path in envs.items():
         assert path.is_file() and path.parent == ENVS, (rule, path)
     assert {p.resolve() for p in envs.values()} == set(ENVS.glob("*.yaml"))  # and no unused environment

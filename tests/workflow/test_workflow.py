@@ -71,7 +71,10 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         # position leakage: every ViT trained on an encrypted scheme of an attacked setting with a plain ViT
         if listed and "vit" in schemes.get("plain", []):
             leaks += sum(1 for s, models in schemes.items() if s != "plain" and "vit" in models) * seeds
-    return {"train_model": runs, "evaluate_scheme": evaluations, "make_key": keys, "encrypt_test": keys,
+    # one stored test set per setting (the plain one); the examples of the main setting's encrypted schemes only
+    examples = len(set(cfg["grid"][0]["schemes"]) - {"plain"})
+    return {"train_model": runs, "evaluate_scheme": evaluations, "make_key": keys, "plain_test": len(cfg["grid"]),
+            "encrypt_examples": examples, "encrypt_seed_test": 0,
             "make_other_key": other_keys, "encrypt_other_test": 0, "compress_jpeg": variants,
             "attack_scheme": attacks, "position_leak": leaks, "prepare_data": 1, "make_report": 1}
 
@@ -85,6 +88,9 @@ def test_dry_run_builds_the_whole_grid(configfile):
     counts = job_counts(res.stdout)
     cfg = yaml.safe_load((REPO / configfile).read_text())
     assert {k: counts.get(k, 0) for k in expected_jobs(cfg)} == expected_jobs(cfg)
+    # no encrypted test set is stored: the one test set of a setting is the plain one
+    assert re.search(r"results/encrypted/s\d+-m\d+/plain/test\.npz", res.stdout)
+    assert not re.search(r"results/encrypted/s\d+-m\d+/(?!plain/)[^/\s]+/test[^/\s]*\.npz", res.stdout)
     # grayscale-plane schemes are compressed at their own chroma subsampling only
     for scheme, ss in PLANE_SUBSAMPLING.items():
         other = "444" if ss == "420" else "420"
@@ -93,7 +99,7 @@ def test_dry_run_builds_the_whole_grid(configfile):
             assert re.search(rf"/{scheme}/q\d+-{ss}\.json", res.stdout)
 
 
-def test_key_per_seed_gives_every_training_seed_its_own_keys_test_sets_and_jpeg_versions(tmp_path):
+def test_key_per_seed_gives_every_training_seed_its_own_keys_and_jpeg_versions(tmp_path):
     layer = tmp_path / "kps.yaml"
     layer.write_text("key_per_seed: true\nseeds: [0, 1]\n")
     res = snakemake("-n", "-p", "--configfile", str(REPO / "config/smoke.yaml"), str(layer), "--directory",
@@ -104,8 +110,9 @@ def test_key_per_seed_gives_every_training_seed_its_own_keys_test_sets_and_jpeg_
     trained = [(g["image_size"], g["block_size"], s) for g in cfg["grid"] for s, m in g["schemes"].items()
                if m and s != "plain"]
     variants = sum(1 if s in PLANE_SUBSAMPLING else 2 for _, _, s in trained)
-    assert counts["make_seed_key"] == counts["make_seed_other_key"] == counts["encrypt_seed_test"] == 2 * len(trained)
-    assert "encrypt_seed_other_test" not in counts  # the evaluation encrypts with the other key itself
+    assert counts["make_seed_key"] == counts["make_seed_other_key"] == 2 * len(trained)
+    # no test set per seed: the stages encrypt the plain one with the seed's keys themselves
+    assert "encrypt_seed_test" not in counts and "test.seed" not in res.stdout
     assert counts["compress_seed_jpeg"] == 2 * variants and "make_other_key" not in counts  # no shared other key
     assert counts["make_key"] == expected_jobs(cfg)["make_key"]  # the shared keys stay: compression and attacks
     for size, block, scheme in trained:
@@ -114,10 +121,12 @@ def test_key_per_seed_gives_every_training_seed_its_own_keys_test_sets_and_jpeg_
             train = next(line for line in res.stdout.splitlines() if "etcbench train" in line
                          and f"models/{base}/{scheme}/" in line and f"seed{seed}/model.pt" in line)
             assert f"--key results/keys/{base}/{scheme}.seed{seed}.key.npz" in train
-            assert f"--test results/encrypted/{base}/{scheme}/test.seed{seed}.npz" in train
+            assert f"--plain-test results/encrypted/{base}/plain/test.npz" in train
             evaluate = next(line for line in res.stdout.splitlines() if "etcbench evaluate" in line
                             and f"eval/{base}/{scheme}/seed{seed}.json" in line)
             assert f"results/jpeg/{base}/{scheme}/seed{seed}/q50-" in evaluate
+            assert (f"--key results/keys/{base}/{scheme}.seed{seed}.key.npz "
+                    f"--plain-test results/encrypted/{base}/plain/test.npz") in evaluate
             assert f"--other-key results/keys/{base}/{scheme}.seed{seed}.other.key.npz" in evaluate
             models = next(g["schemes"][scheme] for g in cfg["grid"]
                           if (g["image_size"], g["block_size"]) == (size, block))

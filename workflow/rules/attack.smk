@@ -3,8 +3,7 @@ rule attack_scheme:
         master_input,
         data=DATA,
         key="results/keys/{setting}/{scheme}.key.npz",
-        test="results/encrypted/{setting}/{scheme}/test.npz",
-        plain="results/encrypted/{setting}/plain/test.npz",
+        plain=plain_test,
         classifier=attack_classifier,
     output:
         records="results/attacks/{setting}/{scheme}.json",
@@ -31,7 +30,7 @@ rule attack_scheme:
         "../../envs/torch.yaml"
     shell:
         "python -m etcbench attack --attacks {params.attacks} --options {params.options:q} --data {input.data} "
-        "--key {input.key} --test {input.test} --plain {input.plain} --num-images {params.num_images} "
+        "--key {input.key} --plain-test {input.plain} --num-images {params.num_images} "
         "--train-images {params.train_images} --attacker-keys {params.attacker_keys} "
         "{params.master} --seed {params.seed} "
         "--interpolation {params.interpolation} --num-examples {params.num_examples} --dataset {params.dataset} "

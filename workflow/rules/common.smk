@@ -140,13 +140,14 @@ def own_key(wildcards):
     return f"results/keys/{wildcards.setting}/{wildcards.scheme}{_tag(wildcards)}.key.npz"
 
 
-def own_test(wildcards):
-    """The test set encrypted with that key."""
-    return f"results/encrypted/{wildcards.setting}/{wildcards.scheme}/test{_tag(wildcards)}.npz"
+def plain_test(wildcards):
+    """The setting's plain test set (the plain scheme's, at its image size): the one test set stored. Each stage
+    that tests with a key encrypts it in-process with that key (own_key, other_key)."""
+    return f"results/encrypted/{wildcards.setting}/plain/test.npz"
 
 
 def jpeg_sets(wildcards):
-    """The JPEG versions of that test set (with key_per_seed: under seed<n>/)."""
+    """The JPEG versions of the test set encrypted with that key (with key_per_seed: under seed<n>/)."""
     tag = _tag(wildcards)
     folder = f"{wildcards.scheme}/seed{wildcards.seed}" if tag else wildcards.scheme
     return [f"results/jpeg/{wildcards.setting}/{folder}/{variant}.npz"
@@ -174,7 +175,8 @@ def training_metrics():
 
 
 def example_files():
-    """The example images of each scheme of the main setting (written by its encryption job) for the report."""
+    """The example images of each scheme of the main setting (written by its plain_test or encrypt_examples job) for
+    the report."""
     return [f"results/encrypted/{MAIN_SETTING}/{scheme}/examples.npz" for scheme in SETTINGS[MAIN_SETTING]["schemes"]]
 
 

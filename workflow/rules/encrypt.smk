@@ -37,27 +37,55 @@ rule make_key:
         "--out {output.key} --info {output.info} 2> {log}"
 
 
-rule encrypt_test:
+# the plain scheme's test set: the test split resized to the setting's image size, the one test set stored; every
+# other scheme's is encrypted from it with the key, in-process, by each stage that reads it
+rule plain_test:
     input:
         data=DATA,
-        key="results/keys/{setting}/{scheme}.key.npz",
+        key="results/keys/{setting}/plain.key.npz",
     output:
-        test="results/encrypted/{setting}/{scheme}/test.npz",
-        examples="results/encrypted/{setting}/{scheme}/examples.npz",
+        test="results/encrypted/{setting}/plain/test.npz",
+        examples="results/encrypted/{setting}/plain/examples.npz",
     params:
         interpolation=config["dataset"]["interpolation"],
-        # the first test images plain, encrypted and decrypted, for the report (which opens no key)
-        examples=lambda wildcards, output: f"--out-examples {output.examples} "
-        f"--num-examples {config['report']['num_examples']}",
+        num_examples=config["report"]["num_examples"],
     log:
-        "results/logs/encrypt_test/{setting}-{scheme}.log",
+        "results/logs/plain_test/{setting}.log",
     benchmark:
-        "results/benchmarks/encrypt_test/{setting}-{scheme}.tsv"
+        "results/benchmarks/plain_test/{setting}.tsv"
     conda:
         "../../envs/torch.yaml"
     shell:
         "python -m etcbench encrypt --data {input.data} --key {input.key} --split test "
-        "--interpolation {params.interpolation} --out {output.test} {params.examples} 2> {log}"
+        "--interpolation {params.interpolation} --out {output.test} "
+        "--out-examples {output.examples} --num-examples {params.num_examples} 2> {log}"
+
+
+# the first test images of an encrypted scheme plain, encrypted and decrypted, for the report (which opens no key);
+# no encrypted test set is written
+rule encrypt_examples:
+    input:
+        data=DATA,
+        key="results/keys/{setting}/{scheme}.key.npz",
+    output:
+        examples="results/encrypted/{setting}/{scheme}/examples.npz",
+    params:
+        interpolation=config["dataset"]["interpolation"],
+        num_examples=config["report"]["num_examples"],
+    log:
+        "results/logs/encrypt_examples/{setting}-{scheme}.log",
+    benchmark:
+        "results/benchmarks/encrypt_examples/{setting}-{scheme}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m etcbench encrypt --data {input.data} --key {input.key} --split test "
+        "--interpolation {params.interpolation} "
+        "--out-examples {output.examples} --num-examples {params.num_examples} 2> {log}"
+
+
+# the plain scheme's examples come with its test set
+ruleorder: plain_test > encrypt_examples
 
 
 # the "other" key of each scheme (role "other"): every model is also tested with a key that is not its own (key
@@ -77,8 +105,8 @@ use rule make_key as make_other_key with:
         "results/logs/make_key/{setting}-{scheme}-other.log",
 
 
-# key_per_seed: a key and an "other" key for every training seed of a trained scheme, with the test set the own
-# one encrypts (its JPEG versions: jpeg.smk); the compression study and the attacks keep the one key above
+# key_per_seed: a key and an "other" key for every training seed of a trained scheme (the own one's JPEG test sets:
+# jpeg.smk); the compression study and the attacks keep the one key above
 use rule make_key as make_seed_key with:
     output:
         key="results/keys/{setting}/{scheme}.seed{seed}.key.npz",
@@ -107,18 +135,3 @@ use rule make_key as make_seed_other_key with:
         options=scheme_options,
     log:
         "results/logs/make_key/{setting}-{scheme}-seed{seed}-other.log",
-
-
-use rule encrypt_test as encrypt_seed_test with:
-    input:
-        data=DATA,
-        key="results/keys/{setting}/{scheme}.seed{seed}.key.npz",
-    output:
-        test="results/encrypted/{setting}/{scheme}/test.seed{seed}.npz",
-    params:
-        interpolation=config["dataset"]["interpolation"],
-        examples="",
-    log:
-        "results/logs/encrypt_test/{setting}-{scheme}-seed{seed}.log",
-    benchmark:
-        "results/benchmarks/encrypt_test/{setting}-{scheme}-seed{seed}.tsv"

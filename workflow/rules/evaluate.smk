@@ -1,12 +1,13 @@
-# one job per setting, scheme and seed evaluates every model trained on them: each test set is loaded (and each JPEG
-# set decoded) once for all the models; the other-key test set is encrypted in the job, not stored
+# one job per setting, scheme and seed evaluates every model trained on them: each test set is made (and each JPEG
+# set decoded) once for all the models; the own-key and other-key test sets are encrypted in the job from the plain
+# one, not stored
 rule evaluate_scheme:
     input:
         models=evaluated_models,
-        test=own_test,
+        key=own_key,
+        plain=plain_test,
         jpeg=jpeg_sets,
         other_key=other_key,
-        plain="results/encrypted/{setting}/plain/test.npz",
     output:
         "results/eval/{setting}/{scheme}/seed{seed}.json",
     params:
@@ -21,6 +22,6 @@ rule evaluate_scheme:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m etcbench evaluate --model-file {input.models} --test {input.test} --jpeg {input.jpeg} "
-        "{params.other} --plain-test {input.plain} "
+        "python -m etcbench evaluate --model-file {input.models} --key {input.key} --plain-test {input.plain} "
+        "--jpeg {input.jpeg} {params.other} "
         "--device {params.device} --threads {threads} --out {output} 2> {log}"

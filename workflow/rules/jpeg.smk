@@ -1,7 +1,6 @@
 rule compress_jpeg:
     input:
-        images="results/encrypted/{setting}/{scheme}/test.npz",
-        plain="results/encrypted/{setting}/plain/test.npz",
+        plain=plain_test,
         key="results/keys/{setting}/{scheme}.key.npz",
     output:
         # every configured quality at one chroma subsampling in one job (one start-up, one load of the images)
@@ -19,7 +18,7 @@ rule compress_jpeg:
     conda:
         "../../envs/core.yaml"
     shell:
-        "python -m etcbench compress --images {input.images} --plain {input.plain} --key {input.key} "
+        "python -m etcbench compress --plain-test {input.plain} --key {input.key} "
         "--quality {params.qualities} --subsampling {wildcards.subsampling} --workers {threads} "
         "--dataset {params.dataset} --out-dir {params.out_dir} 2> {log}"
 
@@ -28,8 +27,7 @@ rule compress_jpeg:
 # reads the sets above)
 use rule compress_jpeg as compress_seed_jpeg with:
     input:
-        images="results/encrypted/{setting}/{scheme}/test.seed{seed}.npz",
-        plain="results/encrypted/{setting}/plain/test.npz",
+        plain=plain_test,
         key="results/keys/{setting}/{scheme}.seed{seed}.key.npz",
     output:
         images=expand("results/jpeg/{{setting}}/{{scheme}}/seed{{seed}}/q{quality}-{{subsampling}}.npz",

@@ -2,7 +2,7 @@ rule train_model:
     input:
         data=DATA,
         key=own_key,
-        test=own_test,
+        plain=plain_test,
     output:
         model="results/models/{setting}/{scheme}/{model}/seed{seed}/model.pt",
         metrics="results/models/{setting}/{scheme}/{model}/seed{seed}/metrics.json",
@@ -26,7 +26,7 @@ rule train_model:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m etcbench train --data {input.data} --key {input.key} --test {input.test} "
+        "python -m etcbench train --data {input.data} --key {input.key} --plain-test {input.plain} "
         "--model {wildcards.model} --model-options {params.options:q} --recipe {params.recipe:q} "
         "--pretrained {params.pretrained:q} --seed {wildcards.seed} "
         "--interpolation {params.interpolation} --dataset {params.dataset} --device {params.device} {params.runtime} "
