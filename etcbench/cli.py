@@ -256,6 +256,20 @@ def cmd_cost(a: argparse.Namespace) -> None:
     print(markdown(result), end="")
 
 
+def cmd_check_scheme(a: argparse.Namespace) -> None:
+    from .ciphers import SCHEMES as REGISTRY
+    from .ciphers.contract import check_scheme
+
+    label = REGISTRY.plugins().get(a.name, f"built-in scheme {a.name!r}")
+    checks = check_scheme(a.name, a.options, a.block_size, (a.image_size, a.image_size))
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise EtcbenchError(f"{label} fails its contract: {failed[0].name}: {failed[0].detail}")
+    print(f"{label} keeps the scheme contract ({len(checks)} checks)")
+
+
 PLAIN_TEST_HELP = ("the plain scheme's test set ('encrypt' with a plain key: "
                    "results/encrypted/<setting>/plain/test.npz), at the key's image size")
 
@@ -437,6 +451,16 @@ def build_parser() -> argparse.ArgumentParser:
                                         "there takes its recorded seconds")
     s.add_argument("--out-dir", default="results/cost")
 
+    s = stage("check-scheme", cmd_check_scheme, "Check a registered scheme, built-in or plug-in, against the scheme "
+                                                "contract (docs/extending.md): keys, round trip, numpy/torch parity, "
+                                                "batching, bad input, declared JPEG alignment.")
+    s.add_argument("name", choices=SCHEMES, metavar="NAME", help="a registered scheme: one of %(choices)s")
+    s.add_argument("--options", type=_json_arg, default={}, help="the scheme's options as JSON, e.g. "
+                                                                 "'{\"scramble\": false}'")
+    s.add_argument("--block-size", type=_positive_int, default=16)
+    s.add_argument("--image-size", type=_positive_int, default=64, help="side of the square test images (a "
+                                                                         "multiple of the block size)")
+
     s = stage("bench", cmd_bench, "Time every hot stage against its reference (a copy, a torch clone, a per-block "
                                   "loop, bare encoder calls, plain training) in interleaved rounds; write "
                                   "bench.json and bench.md.")
@@ -491,7 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:  # the names a stage accepts include plug-ins' (entry points): one that cannot be used is one line
+        args = build_parser().parse_args(argv)
+    except EtcbenchError as exc:
+        print(f"etcbench: error: {exc}", file=sys.stderr)
+        return 1
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

@@ -127,7 +127,9 @@ def _validator(schema: Mapping[str, Any]) -> Any:
 
 def validate(config: dict[str, Any], schema: str | Path = SCHEMA) -> dict[str, Any]:
     """Check ``config`` against the schema, filling defaults in place; the first problem as one line."""
-    schema_data = yaml.safe_load(Path(schema).read_text())
+    from .plugins import check_config_plugins, schema_with_plugins
+
+    schema_data = schema_with_plugins(yaml.safe_load(Path(schema).read_text()))  # plug-ins' names are accepted
     errors = sorted(_validator(schema_data).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
@@ -143,6 +145,7 @@ def validate(config: dict[str, Any], schema: str | Path = SCHEMA) -> dict[str, A
         check_grid(config)  # the grid's own rules (etcbench.grid)
     except EtcbenchError as exc:
         raise ConfigError(str(exc)) from None
+    check_config_plugins(config)  # the plug-ins the grid names import and keep the scheme contract
     return config
 
 

@@ -5,27 +5,85 @@ the class's constructor does not take are refused with a ``ValueError`` naming t
 passes silently. Models are builder functions that :func:`etcbench.models.build_model` looks up with
 :meth:`Registry.get` and calls with its own arguments. Either way an unknown name is one ``ValueError`` line,
 ``unknown <kind> 'x'; available: ...``.
+
+Third-party packages add schemes and attacks through Python entry points (groups ``etcbench.schemes`` and
+``etcbench.attacks``; ``docs/extending.md``): the entry point's name is the registered name and its object the class.
+A registry reads its group the first time it is asked for a name; an entry point that does not import, a name that
+is already taken, or an object of the wrong kind is one :class:`PluginError` line naming the plug-in.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Configurable", "Registry", "option_names"]
+from .errors import EtcbenchError
+
+__all__ = ["Configurable", "PluginError", "Registry", "option_names"]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Callable[..., Any])
 
 
+class PluginError(EtcbenchError):
+    """A plug-in that cannot be used: it does not import, its name is taken, or it fails its contract."""
+
+
+def plugin_label(ep: metadata.EntryPoint) -> str:
+    """``plug-in 'name' (group, from distribution version)``: how every message about an entry point starts."""
+    dist = getattr(ep, "dist", None)
+    origin = f", from {dist.metadata['Name']} {dist.version}" if dist is not None else ""
+    return f"plug-in {ep.name!r} ({ep.group}{origin})"
+
+
 class Registry(Generic[T]):
     """Classes or builder functions (each giving a ``T``) by name for one ``kind`` of object ("scheme", "attack",
-    "model"); error messages name the kind."""
+    "model"); error messages name the kind.
 
-    def __init__(self, kind: str) -> None:
+    Args:
+        kind: what the entries are, for messages.
+        group: the entry-point group third-party packages register entries under (None: built-in entries only).
+        base: the class every plug-in entry must subclass.
+    """
+
+    def __init__(self, kind: str, group: str | None = None, base: type | None = None) -> None:
         self.kind = kind
+        self.group = group
+        self.base = base
         self._entries: dict[str, Callable[..., T]] = {}
+        self._plugins: dict[str, str] = {}  # name -> plug-in label, of the entries added from entry points
+        self._discovered = group is None
+
+    def _discover(self) -> None:
+        """Register every entry point of the group, once (built-in entries are registered at import, before)."""
+        if self._discovered:
+            return
+        self._discovered = True
+        for ep in sorted(metadata.entry_points(group=self.group), key=lambda e: e.name):
+            label = plugin_label(ep)
+            try:
+                entry = ep.load()
+            except Exception as exc:  # any failure of the plug-in's own import is reported as its problem
+                self._discovered = False  # ask again next time: the same line, not a half-filled registry
+                raise PluginError(f"{label}: cannot import {ep.value}: {type(exc).__name__}: {exc}") from exc
+            if ep.name in self._entries and self._entries[ep.name] is not entry:
+                self._discovered = False
+                taken = self._plugins.get(ep.name, f"a built-in {self.kind}")
+                raise PluginError(f"{label}: the {self.kind} name {ep.name!r} is registered twice (also by {taken})")
+            if self.base is not None and not (isinstance(entry, type) and issubclass(entry, self.base)):
+                self._discovered = False
+                raise PluginError(f"{label}: {ep.value} is not a subclass of {self.base.__module__}."
+                                  f"{self.base.__qualname__}")
+            entry.name = ep.name  # type: ignore[attr-defined]
+            self._entries[ep.name] = entry
+            self._plugins[ep.name] = label
+
+    def plugins(self) -> dict[str, str]:
+        """The entries added by plug-ins: name -> ``plug-in 'name' (group, from distribution version)``."""
+        self._discover()
+        return dict(self._plugins)
 
     def register(self, name: str) -> Callable[[E], E]:
         """Decorator of a class or function: make it available as ``name`` (and set its ``name`` attribute)."""
@@ -40,7 +98,8 @@ class Registry(Generic[T]):
         return deco
 
     def available(self) -> list[str]:
-        """The registered names, sorted."""
+        """The registered names (plug-ins included), sorted."""
+        self._discover()
         return sorted(self._entries)
 
     def unknown(self, name: str) -> str:
@@ -49,6 +108,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> Callable[..., T]:
         """The class or function registered as ``name``; ``ValueError`` (:meth:`unknown`) if there is none."""
+        self._discover()
         if name not in self._entries:
             raise ValueError(self.unknown(name))
         return self._entries[name]

@@ -87,7 +87,7 @@ class Attack(Configurable):
         return f"{type(self).__name__}(block_size={self.block_size}{', ' + opts if opts else ''})"
 
 
-ATTACKS: Registry[Attack] = Registry("attack")
+ATTACKS: Registry[Attack] = Registry("attack", group="etcbench.attacks", base=Attack)
 register_attack = ATTACKS.register
 available = ATTACKS.available
 create = ATTACKS.create

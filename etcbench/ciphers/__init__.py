@@ -21,12 +21,13 @@ from .base import GatherScheme, Scheme
 from .blocks import from_blocks, to_blocks
 from .keys import Key, load_key, require_encrypted_with, save_key
 from .plan import GatherPlan
-from .registry import available, create, load_scheme, register_scheme
+from .registry import SCHEMES, available, create, load_scheme, register_scheme
 
 __all__ = [
     "GatherPlan",
     "GatherScheme",
     "Key",
+    "SCHEMES",
     "Scheme",
     "available",
     "create",

@@ -10,7 +10,7 @@ from .keys import Key, load_key
 
 __all__ = ["register_scheme", "create", "available", "load_scheme"]
 
-SCHEMES: Registry[Scheme] = Registry("scheme")
+SCHEMES: Registry[Scheme] = Registry("scheme", group="etcbench.schemes", base=Scheme)
 register_scheme = SCHEMES.register
 available = SCHEMES.available
 create = SCHEMES.create

@@ -159,3 +159,33 @@ def test_every_scheme_round_trips_and_numpy_equals_torch_on_generated_cases(case
     assert torch.equal(scheme.decrypt(yt, key), torch.from_numpy(round_trip_of(scheme, x)).permute(0, 3, 1, 2))
     assert torch.equal(scheme.decrypt(torch.from_numpy(y).permute(0, 3, 1, 2).contiguous(), key),
                        scheme.decrypt(yt, key))
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_every_registered_scheme_keeps_the_contract_that_check_scheme_runs(name):
+    """The checks of ``etcbench check-scheme`` (etcbench.ciphers.contract), which a plug-in must also pass, hold for
+    every built-in scheme; for the JPEG-aligned ones at block 16 the decrypted JPEG is measured, not believed."""
+    from etcbench.ciphers.contract import check_scheme
+
+    checks = check_scheme(name, block_size=16, image_size=(64, 96))
+    assert [c.name for c in checks] == ["builds", "keys", "round trip", "batching", "numpy/torch parity", "bad input",
+                                        "JPEG alignment"]
+    assert all(c.ok for c in checks), [c.line() for c in checks if not c.ok]
+    scheme = ciphers.create(name, block_size=16)
+    measured = "dB" in checks[-1].detail
+    assert measured == (scheme.jpeg_aligned("444") and scheme.plane_subsampling is None)
+
+
+def test_the_contract_catches_a_scheme_that_breaks_it(monkeypatch):
+    """A scheme whose decryption is wrong, or whose single images encrypt differently, fails the named check."""
+    from etcbench.ciphers.contract import check_scheme
+
+    etc = type(ciphers.create("etc", block_size=8))
+    monkeypatch.setattr(etc, "decrypt", lambda self, x, key: x)
+    checks = check_scheme("etc", block_size=8, image_size=(32, 32))
+    assert [c.name for c in checks if not c.ok] == ["round trip"] and checks[-1].name == "round trip"
+    monkeypatch.undo()
+    original = etc.encrypt
+    monkeypatch.setattr(etc, "encrypt", lambda self, x, key: original(self, x, key) if x.ndim == 4 else x)
+    failed = [c for c in check_scheme("etc", block_size=8, image_size=(32, 32)) if not c.ok]
+    assert [c.name for c in failed] == ["batching"] and "image 0 alone" in failed[0].detail
