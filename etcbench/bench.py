@@ -11,12 +11,16 @@ figure reported is the median over rounds of the per-round ratio, with its range
 ``jpeg``
     the JPEG round trip of the compress stage (:func:`etcbench.jpeg.roundtrip_files`) with 2 workers against 1 (its
     parallel speed-up), and with 1 worker against bare, serial Pillow encoder and decoder calls on the same images.
+    Timed before the ciphers: the workers are forked processes, and forking copies the page tables of the whole
+    process (about 35 ms for this process's 600 MB with torch loaded on a 2-core VM), so it is timed at the size of a
+    compress job, not after the cipher section has grown the process by gigabytes.
 ``startup``
     seconds from starting ``python -m etcbench <stage>`` to its first work (the stage is given a missing input and
     stops at its first read), and whether it imported torch.
 ``training``
     samples/s of each model on each scheme's on-the-fly encrypted batches against the same model, batch and steps on
-    plain images (:func:`etcbench.gpu_check.train_rows`).
+    plain images (:func:`etcbench.gpu_check.train_rows`); round ``r`` trains the schemes in the order rotated by
+    ``r``, so that with as many rounds as schemes (the default) each takes every position once.
 
 Results go to ``<out-dir>/bench.json`` (the rows and the machine) and ``bench.md`` (a table per section).
 """
@@ -352,7 +356,7 @@ def run_bench(out_dir: Path, sections: Sequence[str] = SECTIONS, *, schemes: Seq
               jpeg_batch: int = 256, quality: int = 75, subsampling: str = "444", stages: Sequence[str] | None = None,
               models: Sequence[str] = (), train_schemes: Sequence[str] = (), model_options: dict | None = None,
               train_image_size: int = 32, train_block_size: int = 8, train_size: int = 512, train_batch: int = 64,
-              train_rounds: int = 2, archive: str | None = None, device: str = "cpu") -> list[dict[str, Any]]:
+              train_rounds: int | None = None, archive: str | None = None, device: str = "cpu") -> list[dict[str, Any]]:
     """Run the chosen sections and write ``bench.json`` and ``bench.md`` to ``out_dir``; returns the rows."""
     import torch
 
@@ -363,16 +367,18 @@ def run_bench(out_dir: Path, sections: Sequence[str] = SECTIONS, *, schemes: Seq
         raise EtcbenchError("the training section needs --models")
     devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
     rows: list[dict[str, Any]] = []
+    if "jpeg" in sections:  # first: its workers are forked, and a fork costs with the size of this process
+        rows += jpeg_rows(bench_images(jpeg_batch, image_size), quality, subsampling, rounds)
     if "ciphers" in sections:
         names = list(schemes) if schemes else [s for s in ciphers.available() if s != "plain"]
         rows += cipher_rows(names, bench_images(batch, image_size), block_size, rounds, torch_devices=devices)
-    if "jpeg" in sections:
-        rows += jpeg_rows(bench_images(jpeg_batch, image_size), quality, subsampling, rounds)
     if "startup" in sections:
         rows += startup_rows(list(stages) if stages else list(STAGE_ARGS), rounds)
     if "training" in sections:
-        rows += training_rows(models, train_schemes or ["etc"], model_options or {}, train_image_size,
-                              train_block_size, archive, train_size, train_batch, train_rounds, device)
+        train_schemes = list(train_schemes or ["etc"])
+        rounds_ = train_rounds or len({"plain", *train_schemes})  # every scheme in every position once
+        rows += training_rows(models, train_schemes, model_options or {}, train_image_size, train_block_size, archive,
+                              train_size, train_batch, rounds_, device)
     machine = machine_facts()
     out_dir = Path(out_dir)
     write_json(out_dir / "bench.json", {"machine": machine, "rows": rows})

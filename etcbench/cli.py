@@ -488,7 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-block-size", type=int, default=8)
     s.add_argument("--train-size", type=int, default=512, help="training images: one epoch per cell and round")
     s.add_argument("--train-batch", type=int, default=64)
-    s.add_argument("--train-rounds", type=int, default=2)
+    s.add_argument("--train-rounds", type=int, default=None,
+                   help="interleaved training rounds (default: one per scheme, plain included: the order is rotated "
+                        "each round, so each scheme trains once in every position)")
     s.add_argument("--archive", help="local cifar-10-python.tar.gz (default: $ETCBENCH_CIFAR10_ARCHIVE, else download)")
     s.add_argument("--device", default="cpu", help="training device")
     s.add_argument("--threads", type=int, default=None)

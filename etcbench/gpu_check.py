@@ -88,7 +88,8 @@ def train_rows(models: Sequence[str], schemes: Sequence[str], model_options: dic
                key_seed: int = 20220413, rounds: int = 1) -> list[dict[str, Any]]:
     """Train every model on every scheme through the suite's stage functions in a scratch folder: top-1 on the
     encrypted test set, samples/s and seconds of training, parameters. The data, keys and test sets are made once;
-    with ``rounds`` > 1 every cell is trained again in each round (cells interleaved), one row per cell and round."""
+    with ``rounds`` > 1 every cell is trained again in each round (cells interleaved, the schemes' order rotated by one
+    each round), one row per cell and round."""
     from .data import cifar
     from .encryption import encrypt_split, make_key
     from .recipes import Recipe
@@ -108,7 +109,8 @@ def train_rows(models: Sequence[str], schemes: Sequence[str], model_options: dic
         make_key("plain", block_size, image_size, key_seed, {}, work / "plain.key.npz", work / "plain.json")
         encrypt_split(data, work / "plain.key.npz", work / "plain.test.npz")  # the stages encrypt it themselves
         for round_ in range(rounds):
-            for scheme in schemes:
+            turn = round_ % len(schemes)  # the order rotated each round: no scheme always trains first or last
+            for scheme in [*schemes[turn:], *schemes[:turn]]:
                 for model in models:
                     result = train_model(
                         data_path=data, key_path=work / f"{scheme}.key.npz", plain_test=work / "plain.test.npz",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +104,22 @@ def test_training_compares_each_scheme_with_plain_for_the_same_model(tmp_path, c
     row = rows[0]
     assert row["samples_per_s"] > 0 and row["plain_samples_per_s"] > 0 and row["rounds"] == 2
     assert row["ratio"] == pytest.approx(np.median([row["ratio_min"], row["ratio_max"]]))
+
+
+def test_training_rounds_rotate_the_order_of_the_schemes(tmp_path, cifar_archive, monkeypatch):
+    """Round r trains the schemes in the order rotated by r: with one round per scheme each trains once in every
+    position (a cell trained after the others could be slower or faster for that alone)."""
+    import etcbench.train
+    from etcbench.gpu_check import train_rows
+
+    order = []
+
+    def fake_train_model(**kwargs):
+        order.append(Path(kwargs["key_path"]).name.split(".")[0])
+        return {"record": {"top1": 0.1}, "train": {"samples_per_s": 1.0, "train_seconds": 1.0, "parameters": 1}}
+
+    monkeypatch.setattr(etcbench.train, "train_model", fake_train_model)
+    rows = train_rows(["vit"], ["plain", "etc", "pixel-shuffle"], {}, 32, 8, str(cifar_archive), 64, 32, "cpu",
+                      rounds=3)
+    assert order == ["plain", "etc", "pixel-shuffle", "etc", "pixel-shuffle", "plain", "pixel-shuffle", "plain", "etc"]
+    assert [r["round"] for r in rows] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
