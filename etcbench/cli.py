@@ -258,7 +258,7 @@ def cmd_cost(a: argparse.Namespace) -> None:
 
 def cmd_check_scheme(a: argparse.Namespace) -> None:
     from .ciphers import SCHEMES as REGISTRY
-    from .ciphers.contract import check_scheme
+    from .contract import check_scheme
 
     label = REGISTRY.plugins().get(a.name, f"built-in scheme {a.name!r}")
     checks = check_scheme(a.name, a.options, a.block_size, (a.image_size, a.image_size))

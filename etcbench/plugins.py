@@ -9,7 +9,7 @@ the config's side, run by :func:`etcbench.config.validate`, so by Snakemake befo
   importing them), plus an open ``scheme_options`` entry per plug-in scheme (its options are checked by the scheme's
   constructor, as a built-in scheme's are);
 * :func:`check_config_plugins`: every declared plug-in is imported, and each plug-in scheme the grid names is run
-  through the quick part of the scheme contract (:func:`etcbench.ciphers.contract.quick_checks`) at the setting's
+  through the quick part of the scheme contract (:func:`etcbench.contract.quick_checks`) at the setting's
   block size. A
   plug-in that does not import, takes a name that is already registered, or breaks the contract stops the run with
   one line naming it.
@@ -98,7 +98,7 @@ def check_config_plugins(config: Mapping[str, Any]) -> None:
     if not schemes:
         return
     from .ciphers import SCHEMES
-    from .ciphers.contract import quick_checks
+    from .contract import quick_checks
 
     labels = SCHEMES.plugins()  # imports them: an import failure, a taken name or a wrong kind raises here
     for setting in config.get("grid", []):

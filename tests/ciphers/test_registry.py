@@ -163,9 +163,9 @@ def test_every_scheme_round_trips_and_numpy_equals_torch_on_generated_cases(case
 
 @pytest.mark.parametrize("name", SCHEMES)
 def test_every_registered_scheme_keeps_the_contract_that_check_scheme_runs(name):
-    """The checks of ``etcbench check-scheme`` (etcbench.ciphers.contract), which a plug-in must also pass, hold for
+    """The checks of ``etcbench check-scheme`` (etcbench.contract), which a plug-in must also pass, hold for
     every built-in scheme; for the JPEG-aligned ones at block 16 the decrypted JPEG is measured, not believed."""
-    from etcbench.ciphers.contract import check_scheme
+    from etcbench.contract import check_scheme
 
     checks = check_scheme(name, block_size=16, image_size=(64, 96))
     assert [c.name for c in checks] == ["builds", "keys", "round trip", "batching", "numpy/torch parity", "bad input",
@@ -178,7 +178,7 @@ def test_every_registered_scheme_keeps_the_contract_that_check_scheme_runs(name)
 
 def test_the_contract_catches_a_scheme_that_breaks_it(monkeypatch):
     """A scheme whose decryption is wrong, or whose single images encrypt differently, fails the named check."""
-    from etcbench.ciphers.contract import check_scheme
+    from etcbench.contract import check_scheme
 
     etc = type(ciphers.create("etc", block_size=8))
     monkeypatch.setattr(etc, "decrypt", lambda self, x, key: x)

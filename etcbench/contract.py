@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Scheme
-from .registry import create
+from .ciphers.base import Scheme
+from .ciphers.registry import create
 
 __all__ = ["Check", "check_scheme", "quick_checks"]
 
@@ -62,7 +62,7 @@ def _round_trip_of(scheme: Scheme, x: np.ndarray) -> np.ndarray:
     s = scheme.plane_subsampling
     if s is None:
         return x
-    from .ycbcr import from_plane, to_plane
+    from .ciphers.ycbcr import from_plane, to_plane
 
     return from_plane(to_plane(x, s), s)
 
@@ -196,7 +196,7 @@ def _jpeg_gap(scheme: Scheme, key: Any, x: np.ndarray, subsampling: str) -> floa
     """PSNR of the plain JPEG minus PSNR of the decrypted JPEG of the ciphertext, in dB (same quality)."""
     from skimage.metrics import peak_signal_noise_ratio
 
-    from ..jpeg import roundtrip
+    from .jpeg import roundtrip
 
     plain = roundtrip(x, _JPEG_QUALITY, subsampling, workers=1)[0]
     through = scheme.decrypt(roundtrip(scheme.encrypt(x, key), _JPEG_QUALITY, subsampling, workers=1)[0], key)
