@@ -44,7 +44,9 @@ class _Registered:
         return list(importlib.import_module(self.module).available())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._names()
+        # ``available`` is a registry's bound method: asking the registry reads no entry point for a built-in name
+        registry = importlib.import_module(self.module).available.__self__
+        return name in registry
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names())

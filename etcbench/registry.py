@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from importlib import metadata
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import EtcbenchError
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 __all__ = ["Configurable", "PluginError", "Registry", "option_names"]
 
@@ -60,6 +62,8 @@ class Registry(Generic[T]):
         """Register every entry point of the group, once (built-in entries are registered at import, before)."""
         if self._discovered:
             return
+        from importlib import metadata  # imported here: a built-in name never needs it (about 30 ms)
+
         self._discovered = True
         for ep in sorted(metadata.entry_points(group=self.group), key=lambda e: e.name):
             label = plugin_label(ep)
@@ -108,10 +112,17 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> Callable[..., T]:
         """The class or function registered as ``name``; ``ValueError`` (:meth:`unknown`) if there is none."""
-        self._discover()
+        if name not in self._entries:  # a built-in (or already loaded) name needs no look at the entry points
+            self._discover()
         if name not in self._entries:
             raise ValueError(self.unknown(name))
         return self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is registered; the entry points are read only for a name that is not built in."""
+        if name not in self._entries:
+            self._discover()
+        return name in self._entries
 
     def create(self, name: str, block_size: int, **options: Any) -> T:
         """Build the class registered as ``name`` with ``block_size`` and its options."""
