@@ -200,20 +200,15 @@ class PE(_Pixelwise, Scheme):
         return Key(self.name, self.block_size, (h, w), dict(self.options), {"secret": secret})
 
     def image_keys(self, key: Key, first_index: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """NP bits ``(count, H, W, 3)`` and colour codes ``(count, H, W)`` of images ``first_index ..`` of ``key``."""
-        if first_index < 0:
-            raise ValueError(f"first_index must be non-negative, got {first_index}")
-        h, w = key.image_size
-        stream = np.random.PCG64(np.random.SeedSequence(key.arrays["secret"].astype(np.uint64).tolist()))
-        stream.advance(first_index * h * w)
-        words = stream.random_raw(count * h * w).reshape(count, h, w)
-        negpos = ((words[..., None] >> np.arange(3, dtype=np.uint64)) & np.uint64(1)).astype(bool)
-        codes = (words >> np.uint64(3)) % np.uint64(6) if self.color_shuffle else np.zeros_like(words)
-        return negpos, codes.astype(np.int64)
+        """NP bits ``(count, H, W, 3)`` and colour codes ``(count, H, W)`` of images ``first_index ..`` of ``key``
+        (bool and int64: the form :func:`apply_pixel_keys` takes)."""
+        bits, codes = self.image_states(key, first_index, count)
+        return ((bits[..., None] >> np.arange(3, dtype=np.uint8)) & 1).astype(bool), codes.astype(np.int64)
 
     def image_states(self, key: Key, first_index: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`image_keys` in compact form: uint8 ``(count, H, W)`` NP bits (bit ``c`` for channel ``c``) and
-        uint8 ``(count, H, W)`` colour codes, from the same words of the stream."""
+        """The keys of images ``first_index ..`` of ``key`` in compact form: uint8 ``(count, H, W)`` NP bits (bit
+        ``c`` for channel ``c``) and uint8 ``(count, H, W)`` colour codes. Pixel ``p`` of image ``i`` takes word
+        ``i * H * W + p`` of the key's PCG64 stream: its three low bits, and the rest modulo 6."""
         if first_index < 0:
             raise ValueError(f"first_index must be non-negative, got {first_index}")
         h, w = key.image_size

@@ -205,6 +205,12 @@ def test_the_compact_key_path_is_the_index_reference(size, seed, n, start, inver
     assert bits.dtype == small_codes.dtype == np.uint8
     np.testing.assert_array_equal(bits, negpos[..., 0] + 2 * negpos[..., 1] + 4 * negpos[..., 2])
     np.testing.assert_array_equal(small_codes, codes)
+    # the documented derivation: pixel p of image i takes word i * H * W + p of the secret's PCG64 stream
+    stream = np.random.PCG64(np.random.SeedSequence(key.arrays["secret"].astype(np.uint64).tolist()))
+    stream.advance(start * h * w)
+    words = stream.random_raw(n * h * w).reshape(n, h, w)
+    np.testing.assert_array_equal(bits, words % 8)
+    np.testing.assert_array_equal(codes, (words >> np.uint64(3)) % 6 if color_shuffle else 0)
     expected = apply_pixel_keys(x, negpos, codes, inverse)
     run = scheme.decrypt if inverse else scheme.encrypt
     np.testing.assert_array_equal(run(x, key, first_index=start), expected)
