@@ -68,6 +68,9 @@ class Scheme(Configurable):
     per_image_keys: ClassVar[bool] = False
     # whether the scheme works on blocks of block_size (PE works pixel by pixel: any image size, no block layout)
     blockwise: ClassVar[bool] = True
+    # whether a model trained on plain images can be transformed with a key to read images encrypted with it
+    # (:meth:`transform_model`; the workflow's model-transformation arm, ``transform`` in a grid setting)
+    transforms_models: ClassVar[bool] = False
 
     def __init__(self, block_size: int) -> None:
         self.block_size = check_block_size(block_size)
@@ -107,6 +110,14 @@ class Scheme(Configurable):
         """Whether every block is a union of whole JPEG coding units for this chroma subsampling."""
         unit = 16 if subsampling == "420" else 8
         return self.block_size % unit == 0
+
+    def transform_model(self, model: Any, key: Key) -> Any:
+        """A copy of ``model`` (trained on plain images, normalised with the suite's mean and std) that gives on
+        images encrypted with ``key`` the outputs ``model`` gives on the plain images, up to float rounding.
+
+        Only schemes with ``transforms_models`` implement it; ``model`` is left unchanged.
+        """
+        raise NotImplementedError(f"scheme {self.name!r} has no model transformation")
 
     def check_key(self, key: Key, height: int, width: int) -> None:
         if key.scheme != self.name or key.block_size != self.block_size or dict(key.options) != self.options:
