@@ -34,7 +34,7 @@ BUILT_IN = ["plain", "etc", "etc-gray", "etc-gray-444", "pixel-shuffle", "le", "
 OPTIONS = {"pixel-shuffle": {"negative_positive": True}}  # exercise NP there too
 MIXUP_SAFE = {"plain", "etc", "pixel-shuffle", "pe-fixed"}
 CUTMIX_SAFE = {"plain", "etc", "pixel-shuffle", "pe-fixed", "pe", "le", "ele"}
-FAST = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @functools.cache
