@@ -81,6 +81,8 @@ class PixelShuffle(GatherScheme):
         True
     """
 
+    block_local = True  # block scrambling moves whole blocks; the shuffle and NP stay inside a block
+
     def __init__(
             self,
             block_size: int,
