@@ -21,7 +21,7 @@ from torch import nn
 from . import ciphers
 from . import jpeg as jpeg_files
 from .data.cifar import CLASSES as CIFAR10_CLASSES
-from .data.transforms import normalize, to_nchw
+from .data.transforms import MEAN, STD, normalize, to_nchw
 from .encryption import encrypted_test_set
 from .errors import EtcbenchError
 from .io import atomic_write, load_npz, require_images, write_json
@@ -184,7 +184,7 @@ def _transformed_models(files: list[Path], key_path: Path, dev: torch.device,
             raise EtcbenchError(f"{path}: plain model {record['model']!r} is given twice")
         seen.add(record["model"])
         try:
-            transformed = scheme.transform_model(model, key).eval()
+            transformed = scheme.transform_model(model, key, MEAN, STD).eval()
         except ValueError as exc:
             raise EtcbenchError(f"{path}: {exc}") from None
         as_seen = {**ckpt, "key_fingerprint": key.fingerprint,

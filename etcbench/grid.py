@@ -107,8 +107,8 @@ def _check_arms(config: Mapping[str, Any], entry: Mapping[str, Any], i: int) -> 
     arm = jpeg_arm(config)
     if arm is None:
         raise GridError(f"{where}: jpeg_trained needs train.jpeg (its quality and subsampling)")
-    from .data.ciphertext_augment import block_safe_reason
     from .ciphers.registry import SCHEMES
+    from .data.block_safety import block_safe_reason
 
     for scheme, models in trained.items():
         if scheme not in entry["schemes"]:
@@ -120,8 +120,7 @@ def _check_arms(config: Mapping[str, Any], entry: Mapping[str, Any], i: int) -> 
                             f"jpeg.qualities")
         reason = block_safe_reason(arm.augment, SCHEMES.get(scheme))
         if reason:
-            raise GridError(f"config train.jpeg.augment: {reason}")
-        del models
+            raise GridError(f"config train.jpeg.augment: {reason} (jpeg_trained {scheme}: {', '.join(models)})")
 
 
 def jpeg_arm(config: Mapping[str, Any]) -> Any:

@@ -21,13 +21,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from .data.block_safety import AUGMENTS
 from .errors import EtcbenchError
 
 __all__ = ["AUGMENTS", "CIPHERTEXT_AUGMENTS", "JPEG_ARM", "JpegArm", "OPTIMIZERS", "Recipe", "SCHEDULES",
            "recipe_for", "recipe_name_for"]
 
 JPEG_ARM = "jpeg"  # the train: entry of the JPEG-trained arms (not a recipe)
-CIPHERTEXT_AUGMENTS = ("none", "mixup", "block_cutmix")
+CIPHERTEXT_AUGMENTS = AUGMENTS  # the block-safe augmentations of the JPEG-trained arms (etcbench.data.block_safety)
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "multistep", "onecycle")
 AUGMENTS = ("none", "flip", "crop_flip", "random_resized_crop")
@@ -192,7 +193,8 @@ class JpegArm:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise EtcbenchError(f"unknown train.jpeg setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+            raise EtcbenchError(f"unknown train.jpeg setting(s) {', '.join(unknown)}; valid: "
+                                f"{', '.join(sorted(known))}")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import ciphers
+from . import jpeg as jpeg_files
+from .data import ciphertext_augment
 from .data.transforms import augment_batch, normalize, resize, to_nchw
 from .encryption import encrypted_test_set
 from .errors import EtcbenchError
@@ -42,11 +44,9 @@ from .io import atomic_write, load_npz, require_images, write_json
 from .manifest import manifest
 from .models import build_model, load_pretrained, model_card
 from .models.factory import DEFAULT_ARCH
-from . import jpeg as jpeg_files
-from .data.ciphertext_augment import augment_ciphertexts, check_block_safe
 from .recipes import JpegArm, Recipe
-from .upload import client_upload
 from .seeding import seed_everything, select_device, set_deterministic
+from .upload import client_upload
 
 __all__ = ["Recipe", "build_optimizer", "LrSchedule", "train_model", "use_channels_last"]
 
@@ -183,8 +183,9 @@ def train_model(
         require_images(data[f"{split}_x"], f"{data_path} ({split}_x)")
     test = encrypted_test_set(plain_test, key_path)
     label = model_name if jpeg_arm is None else f"{model_name}@{jpeg_arm.variant(scheme.plane_subsampling)}"
-    if jpeg_arm is not None:
-        check_block_safe(jpeg_arm.augment, type(scheme))
+    if jpeg_arm is not None and (reason := ciphertext_augment.block_safe_reason(jpeg_arm.augment, scheme,
+                                                                                 key.block_size)):
+        raise EtcbenchError(reason)
     num_classes = int(data["train_y"].max()) + 1
     n_train = len(data["train_y"])
     total_steps, steps_per_epoch = recipe.total_steps(n_train), recipe.steps_per_epoch(n_train)
@@ -279,8 +280,8 @@ def train_model(
                                       scale=recipe.crop_scale, interpolation=interpolation, generator=augment_rng)
                     x = normalize(encrypt(x, key_rng))
                 else:  # decoded ciphertexts: augmented only where the cipher commutes (soft targets when mixed)
-                    x, target = augment_ciphertexts(jpeg_arm.augment, x, y, num_classes, key.block_size,
-                                                    alpha=jpeg_arm.alpha, generator=augment_rng)
+                    x, target = ciphertext_augment.apply(jpeg_arm.augment, x, y, key.block_size, augment_rng,
+                                                         alpha=jpeg_arm.alpha, num_classes=num_classes)
                     x = normalize(x)
                 if memory_format is not None:
                     x = x.contiguous(memory_format=memory_format)

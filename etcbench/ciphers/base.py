@@ -121,8 +121,8 @@ class Scheme(Configurable):
         unit = 16 if subsampling == "420" else 8
         return self.block_size % unit == 0
 
-    def transform_model(self, model: Any, key: Key) -> Any:
-        """A copy of ``model`` (trained on plain images, normalised with the suite's mean and std) that gives on
+    def transform_model(self, model: Any, key: Key, mean: float = 0.5, std: float = 0.5) -> Any:
+        """A copy of ``model`` (trained on plain images normalised as ``(v / 255 - mean) / std``) that gives on
         images encrypted with ``key`` the outputs ``model`` gives on the plain images, up to float rounding.
 
         Only schemes with ``transforms_models`` implement it; ``model`` is left unchanged.

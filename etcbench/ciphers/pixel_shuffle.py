@@ -125,13 +125,14 @@ class PixelShuffle(GatherScheme):
 
         return block_plan(h, w, m, edit)
 
-    def transform_model(self, model: torch.nn.Module, key: Key) -> torch.nn.Module:
+    def transform_model(self, model: torch.nn.Module, key: Key, mean: float = 0.5, std: float = 0.5) -> torch.nn.Module:
         """A copy of a timm ``VisionTransformer`` (patch size = block size, absolute position embeddings) whose
         patch embedding reads the key's pixel shuffle and NP and whose position embedding follows its block
         scrambling (:func:`transform_patch_embedding_affine`, :func:`transform_position_embedding`).
 
-        NP is absorbed for the suite's normalisation (one mean and std for every channel,
-        :mod:`etcbench.data.transforms`), where it maps a normalised value ``n`` to ``(1 - 2 mean) / std - n``.
+        NP is absorbed for the model's input normalisation ``(v / 255 - mean) / std``, one ``mean`` and ``std`` for
+        every channel (the suite's: 0.5 and 0.5, :mod:`etcbench.data.transforms`), where it maps a normalised value
+        ``n`` to ``(1 - 2 mean) / std - n``.
 
         Raises:
             ValueError: one line naming what does not fit: another scheme's key, a model without a patch
@@ -141,8 +142,6 @@ class PixelShuffle(GatherScheme):
         import copy
 
         import torch
-
-        from ..data.transforms import MEAN, STD
 
         self.check_key(key, *key.image_size)
         proj = getattr(getattr(model, "patch_embed", None), "proj", None)
@@ -161,7 +160,7 @@ class PixelShuffle(GatherScheme):
                              f"images have a {blocks} block grid")
         prefix = 0 if getattr(model, "no_embed_class", False) else int(getattr(model, "num_prefix_tokens", 1))
         out = copy.deepcopy(model)
-        offset = (1 - 2 * MEAN) / STD
+        offset = (1 - 2 * mean) / std
         if proj.bias is None and offset and key.arrays["negpos"].any():
             raise ValueError("the model's patch embedding has no bias to absorb the key's negative-positive step")
         with torch.no_grad():

@@ -66,11 +66,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .block_safety import AUGMENTS, block_safe_reason, check_augment
+
 __all__ = ["AUGMENTS", "MixDraw", "apply", "block_safe_reason", "check_batch", "draw", "mix", "pasted_mask",
            "soft_targets"]
-
-AUGMENTS = ("none", "mixup", "block_cutmix")
-
 
 @dataclass(frozen=True)
 class MixDraw:
@@ -90,13 +89,6 @@ class MixDraw:
     perm: torch.Tensor
     box: tuple[int, int, int, int] | None = None
     block_size: int = 1
-
-
-def check_augment(augment: str) -> str:
-    """``augment`` if it is one of :data:`AUGMENTS`; else one ``ValueError`` line naming them."""
-    if augment not in AUGMENTS:
-        raise ValueError(f"unknown ciphertext augmentation {augment!r}; block-safe ones: {', '.join(AUGMENTS)}")
-    return augment
 
 
 def check_batch(x: Any, block_size: int) -> tuple[int, int, int]:
@@ -224,38 +216,3 @@ def apply(augment: str, x: torch.Tensor, y: torch.Tensor, block_size: int,
     n, _, _ = check_batch(x, block_size)
     y_soft = soft_targets(y, n, num_classes)
     return mix(x, y_soft, draw(augment, tuple(x.shape), block_size, generator, alpha))
-
-
-def block_safe_reason(augment: str, scheme: Any, block_size: int | None = None) -> str | None:
-    """None if ``augment`` of ciphertexts commutes with ``scheme``'s encryption; else a one-line reason.
-
-    Args:
-        augment: one of :data:`AUGMENTS` (an unknown name is a ``ValueError``).
-        scheme: a scheme class (or instance) with the class attributes ``affine``, ``per_image_keys``,
-            ``block_local`` and ``blockwise`` of :class:`etcbench.ciphers.Scheme`; missing ones count as unsafe.
-        block_size: the augmentation's block size; with a scheme *instance* of a block-wise scheme it must be a
-            multiple of the scheme's block size for ``block_cutmix``.
-    """
-    check_augment(augment)
-    cls = scheme if isinstance(scheme, type) else type(scheme)
-    name = getattr(cls, "name", "") or cls.__name__
-    if augment == "none":
-        return None
-    if augment == "mixup":
-        if not getattr(cls, "affine", False):
-            return (f"mixup is not block-safe for scheme {name!r}: its encryption is not exactly v or 1 - v of one "
-                    f"input value, so a mix of ciphertexts is not the ciphertext of the mixed images")
-        if getattr(cls, "per_image_keys", True):
-            return (f"mixup is not block-safe for scheme {name!r}: it encrypts every image with its own key, so a "
-                    f"mix of two ciphertexts mixes two keys")
-        return None
-    if not getattr(cls, "block_local", False):
-        return (f"block_cutmix is not block-safe for scheme {name!r}: a ciphertext block is not computed from one "
-                f"block of the plain image, so pasted ciphertext blocks are no pasted plain blocks")
-    scheme_block = getattr(scheme, "block_size", None) if not isinstance(scheme, type) else None
-    if (block_size is not None and scheme_block is not None and getattr(cls, "blockwise", True)
-            and block_size % scheme_block):
-        return (f"block_cutmix with block size {block_size} is not block-safe for scheme {name!r} with block size "
-                f"{scheme_block}: the pasted rectangle must be made of whole cipher blocks (a multiple of "
-                f"{scheme_block})")
-    return None
