@@ -25,12 +25,12 @@ from .data.transforms import MEAN, STD, normalize, to_nchw
 from .encryption import encrypted_test_set
 from .errors import EtcbenchError
 from .io import atomic_write, load_npz, require_images, write_json
+from .labels import base_model, transformed_label
 from .manifest import manifest
 from .models import build_model
 from .seeding import select_device
 
-__all__ = ["evaluate_arrays", "evaluate_models", "load_trained_model", "predict_arrays", "save_trained_model",
-           "transformed_label"]
+__all__ = ["evaluate_arrays", "evaluate_models", "load_trained_model", "predict_arrays", "save_trained_model"]
 
 log = logging.getLogger(__name__)
 
@@ -145,18 +145,6 @@ def _load_models(model_files: list[Path], dev: torch.device) -> list[tuple[Path,
     return loaded
 
 
-TRANSFORMED = "transformed"  # the model label's suffix of a plain-trained model transformed with the key
-
-
-def transformed_label(model: str) -> str:
-    """The name a plain-trained model transformed with a scheme's key goes by in the records.
-
-    >>> transformed_label("vit")
-    'vit@transformed'
-    """
-    return f"{model}@{TRANSFORMED}"
-
-
 def _transformed_models(files: list[Path], key_path: Path, dev: torch.device,
                         trained: list[tuple[Path, nn.Module, dict[str, Any]]]
                         ) -> list[tuple[Path, nn.Module, nn.Module, dict[str, Any]]]:
@@ -213,7 +201,7 @@ def _transformation_record(plain_model: nn.Module, transformed: nn.Module, ckpt:
     b = _logits(transformed, encrypted, device, batch_size)
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     record = ckpt["record"]
-    return {**_mismatch_base(record), "plain_model": record["model"].rsplit("@", 1)[0],
+    return {**_mismatch_base(record), "plain_model": base_model(record["model"]),
             "plain_top1": (a.argmax(1) == y).double().mean().item(),
             "transformed_top1": (b.argmax(1) == y).double().mean().item(),
             "prediction_agreement": (a.argmax(1) == b.argmax(1)).double().mean().item(),

@@ -133,7 +133,9 @@ def jpeg_arm(config: Mapping[str, Any]) -> Any:
 
 def jpeg_model_label(config: Mapping[str, Any], scheme: str, model: str) -> str:
     """The name a model of a JPEG-trained arm goes by (in paths and records): ``vit@q50-420``."""
-    return f"{model}@{jpeg_arm(config).variant(plane_subsampling(scheme))}"
+    from .labels import jpeg_label
+
+    return jpeg_label(model, jpeg_arm(config).variant(plane_subsampling(scheme)))
 
 
 def jpeg_trained_cells(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:

@@ -41,6 +41,7 @@ from .encryption import encrypted_test_set
 from .errors import EtcbenchError
 from .evaluate import evaluate_arrays, save_trained_model
 from .io import atomic_write, load_npz, require_images, write_json
+from .labels import jpeg_label
 from .manifest import manifest
 from .models import build_model, load_pretrained, model_card
 from .models.factory import DEFAULT_ARCH
@@ -182,7 +183,7 @@ def train_model(
     for split in ("train", "val"):
         require_images(data[f"{split}_x"], f"{data_path} ({split}_x)")
     test = encrypted_test_set(plain_test, key_path)
-    label = model_name if jpeg_arm is None else f"{model_name}@{jpeg_arm.variant(scheme.plane_subsampling)}"
+    label = model_name if jpeg_arm is None else jpeg_label(model_name, jpeg_arm.variant(scheme.plane_subsampling))
     if jpeg_arm is not None and (reason := ciphertext_augment.block_safe_reason(jpeg_arm.augment, scheme,
                                                                                  key.block_size)):
         raise EtcbenchError(reason)

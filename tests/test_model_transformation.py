@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from etcbench import ciphers
 from etcbench.data.transforms import normalize, to_nchw
 from etcbench.errors import EtcbenchError
-from etcbench.evaluate import evaluate_models, save_trained_model, transformed_label
+from etcbench.evaluate import evaluate_models, save_trained_model
 from etcbench.io import save_npz
+from etcbench.labels import transformed_label
 from etcbench.models import build_model
 from etcbench.report import arms, tables
 

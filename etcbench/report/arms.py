@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import EtcbenchError
+from ..labels import base_model, jpeg_variant
 from . import tables
 
 __all__ = ["TRANSFORMATION_COLUMNS", "JPEG_TRAINING_COLUMNS", "jpeg_training_caption", "jpeg_training_table",
@@ -77,17 +78,16 @@ def jpeg_training_table(accuracy: pd.DataFrame) -> pd.DataFrame:
     """One row per JPEG-trained model (label ``<model>@q<quality>-<subsampling>``): its top-1 on the test set
     JPEG-coded as it was trained, next to the same model trained on uncompressed ciphertexts on that same JPEG
     test set (and the difference), and both on the uncompressed test set."""
-    arms = accuracy[accuracy["model"].str.contains(r"@q\d+-", regex=True)]
+    arms = accuracy[accuracy["model"].map(jpeg_variant).notna()]
     if arms.empty:
         raise EtcbenchError("no JPEG-trained models in the accuracy records")
     rows = []
     for key in arms[_KEYS].drop_duplicates().itertuples(index=False):
         rec = dict(zip(_KEYS, key, strict=True))
-        base, variant = rec["model"].rsplit("@", 1)
-        quality, subsampling = variant[1:].split("-")
+        base, (_, quality, subsampling) = base_model(rec["model"]), jpeg_variant(rec["model"])
         where = {k: v for k, v in rec.items() if k != "model"}
-        jpeg_arm = _lookup(accuracy, **where, model=rec["model"], jpeg_quality=int(quality), subsampling=subsampling)
-        plain_arm = _lookup(accuracy, **where, model=base, jpeg_quality=int(quality), subsampling=subsampling)
+        jpeg_arm = _lookup(accuracy, **where, model=rec["model"], jpeg_quality=quality, subsampling=subsampling)
+        plain_arm = _lookup(accuracy, **where, model=base, jpeg_quality=quality, subsampling=subsampling)
         rows.append({**where, "model": base, "train_input": f"JPEG q{quality} {subsampling[0]}:{subsampling[1]}:"
                                                                  f"{subsampling[2]}",
                      "jpeg_arm_top1": jpeg_arm, "uncompressed_arm_top1": plain_arm,
