@@ -169,7 +169,7 @@ def cmd_compress(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     _set_threads(a.threads)
-    from .recipes import Recipe
+    from .recipes import JpegArm, Recipe
     from .train import train_model
 
     pretrained: bool | str = {"true": True, "false": False}.get(str(a.pretrained).lower(), a.pretrained)
@@ -177,7 +177,8 @@ def cmd_train(a: argparse.Namespace) -> None:
                 model_options=a.model_options, recipe=Recipe.from_dict(a.recipe), seed=a.seed,
                 interpolation=a.interpolation, out_model=Path(a.out_model), out_metrics=Path(a.out_metrics),
                 state_dir=Path(a.state_dir), pretrained=pretrained, device=a.device, progress=not a.no_progress,
-                dataset=a.dataset, channels_last=a.channels_last, compile_model=a.compile)
+                dataset=a.dataset, channels_last=a.channels_last, compile_model=a.compile,
+                jpeg_arm=JpegArm.from_dict(a.train_jpeg) if a.train_jpeg is not None else None)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -185,7 +186,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from .evaluate import evaluate_models
 
     evaluate_models([Path(p) for p in a.model_file], Path(a.key), Path(a.plain_test), Path(a.out),
-                    [Path(p) for p in a.jpeg], _path(a.other_key), a.batch_size, a.device)
+                    [Path(p) for p in a.jpeg], _path(a.other_key), a.batch_size, a.device,
+                    transform_files=[Path(p) for p in a.transform_model_file])
 
 
 def cmd_attack(a: argparse.Namespace) -> None:
@@ -359,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, choices=MODELS, metavar="MODEL", help="one of %(choices)s")
     s.add_argument("--model-options", type=_json_arg, default={}, help="model options as a JSON object")
     s.add_argument("--recipe", type=_json_arg, default={}, help="training settings as a JSON object")
+    s.add_argument("--train-jpeg", type=_json_arg, default=None,
+                   help="train and test on the ciphertexts JPEG-coded and decoded (the JPEG-trained arm), as a JSON "
+                        "object: quality, subsampling, augment (of the ciphertexts), alpha")
     s.add_argument("--pretrained", default="false", help="false, true (timm hub) or a local checkpoint path")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--interpolation", default="bicubic", choices=["nearest", "bilinear", "bicubic"],
@@ -378,8 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = stage("evaluate", cmd_evaluate, "Top-1 of the models trained on one scheme, setting and seed on their test "
                                         "set, every JPEG version of it (each loaded once for all the models) and "
                                         "under key mismatch.")
-    s.add_argument("--model-file", nargs="+", required=True,
+    s.add_argument("--model-file", nargs="*", default=[],
                    help="the trained models (one scheme, setting, seed and key; 'train' writes them)")
+    s.add_argument("--transform-model-file", nargs="*", default=[],
+                   help="models trained on plain images of the setting, transformed here with --key (the "
+                        "model-transformation arm: schemes with a model transformation only)")
     s.add_argument("--key", required=True, help="the models' key: the test set is --plain-test encrypted with it here")
     s.add_argument("--plain-test", required=True, help=PLAIN_TEST_HELP)
     s.add_argument("--jpeg", nargs="*", default=[], help="JPEG test sets from 'compress' (decoded here, once)")

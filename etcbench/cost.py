@@ -55,13 +55,17 @@ from .grid import (
     attack_classifier,
     attack_runs,
     check_grid,
+    evaluated_cells,
+    jpeg_model_label,
     jpeg_subsamplings,
+    jpeg_trained_cells,
     jpeg_variants,
     key_records,
     position_leak_runs,
     seed_key_tag,
     setting_id,
     train_cells,
+    transform_arms,
 )
 from .recipes import recipe_for
 
@@ -71,11 +75,11 @@ __all__ = ["Cost", "Job", "Run", "calibrate", "calibration_requests", "dag_jobs"
 log = logging.getLogger(__name__)
 
 # the rules' ``threads:`` (workflow/rules/*.smk; every other rule has 1) and the rules that use the device
-RULE_THREADS = {"train_model": 8, "evaluate_scheme": 8, "attack_scheme": 8, "compress_jpeg": 2,
+RULE_THREADS = {"train_model": 8, "train_model_jpeg": 8, "evaluate_scheme": 8, "attack_scheme": 8, "compress_jpeg": 2,
                 "compress_seed_jpeg": 2, "make_report": 2}
-DEVICE_RULES = ("train_model", "evaluate_scheme", "attack_scheme")
+DEVICE_RULES = ("train_model", "train_model_jpeg", "evaluate_scheme", "attack_scheme")
 # the rules' ``priority:`` (every other rule has 0): Snakemake starts the ready jobs of higher priority first
-RULE_PRIORITY = {"train_model": 2, "evaluate_scheme": 1}
+RULE_PRIORITY = {"train_model": 2, "train_model_jpeg": 2, "evaluate_scheme": 1}
 NATIVE = 32  # CIFAR-10's side: the stored splits, before any resize
 EVAL_BATCH = 256  # the evaluation stage's batch (etcbench evaluate --batch-size, which the rule leaves at its default)
 PASS_BUDGET = 2.0  # seconds a calibration pass of a model may take: larger batches are extrapolated to
@@ -95,7 +99,8 @@ LATE_IMPORTS = {
 # each rule's stage, for its start-up (prepare has no probe of its own: keygen's, without torch, stands in)
 RULE_STAGE = {"prepare_data": "keygen", "master_secret": "keygen", "make_key": "keygen", "plain_test": "encrypt",
               "encrypt_examples": "encrypt",
-              "compress_jpeg": "compress", "train_model": "train", "evaluate_scheme": "evaluate",
+              "compress_jpeg": "compress", "train_model": "train", "train_model_jpeg": "train",
+              "evaluate_scheme": "evaluate",
               "attack_scheme": "attack", "position_leak": "evaluate", "make_report": "report"}
 CIFAR_ARCHIVE_BYTES = 170_498_071  # the official cifar-10-python.tar.gz
 
@@ -193,7 +198,25 @@ def dag_jobs(config: Mapping[str, Any], master_exists: bool | None = None) -> li
             jobs.append(Job("train_model", wildcards, [data, f"results/keys/{sid}/{scheme}{tag}.key.npz", plain],
                             outs, f"train_model/{sid}-{scheme}-{model}-seed{seed}.tsv"))
             metrics.append(outs[1])
-    for (sid, scheme), models in models_of.items():  # one evaluation per scheme and seed, for all its models
+    for sid, scheme, model in jpeg_trained_cells(config):  # the JPEG-trained arms, labelled model@q<q>-<sub>
+        label = jpeg_model_label(config, scheme, model)
+        models_of.setdefault((sid, scheme), []).append(label)
+        quality, subsampling = label.rsplit("@q", 1)[1].split("-")
+        for seed in config["seeds"]:
+            tag = seed_key_tag(config, scheme, seed)
+            cell = f"{sid}/{scheme}/{label}/seed{seed}"
+            wildcards = {"setting": sid, "scheme": scheme, "model": model, "quality": quality,
+                         "subsampling": subsampling, "seed": seed}
+            outs = [f"results/models/{cell}/model.pt", f"results/models/{cell}/metrics.json"]
+            jobs.append(Job("train_model_jpeg", wildcards, [data, f"results/keys/{sid}/{scheme}{tag}.key.npz",
+                                                            f"results/encrypted/{sid}/plain/test.npz"],
+                            outs, f"train_model_jpeg/{sid}-{scheme}-{label}-seed{seed}.tsv"))
+            metrics.append(outs[1])
+    transformed: dict[tuple[str, str], list[str]] = {}
+    for sid, scheme, model in transform_arms(config):
+        transformed.setdefault((sid, scheme), []).append(model)
+    for sid, scheme in evaluated_cells(config):  # one evaluation per scheme and seed, for all its models
+        models = models_of.get((sid, scheme), [])
         for seed in config["seeds"]:
             tag = seed_key_tag(config, scheme, seed)
             folder = f"{scheme}/seed{seed}" if tag else scheme
@@ -201,6 +224,8 @@ def dag_jobs(config: Mapping[str, Any], master_exists: bool | None = None) -> li
             other = [] if scheme == "plain" else [f"results/keys/{sid}/{scheme}{tag}.other.key.npz"]
             evaluation = f"results/eval/{sid}/{scheme}/seed{seed}.json"
             model_files = [f"results/models/{sid}/{scheme}/{m}/seed{seed}/model.pt" for m in models]
+            model_files += [f"results/models/{sid}/plain/{m}/seed{seed}/model.pt"
+                            for m in transformed.get((sid, scheme), [])]
             jobs.append(Job("evaluate_scheme", {"setting": sid, "scheme": scheme, "seed": seed},
                             [*model_files, f"results/keys/{sid}/{scheme}{tag}.key.npz",
                              f"results/encrypted/{sid}/plain/test.npz", *jpeg, *other],
@@ -494,13 +519,33 @@ class _Estimator:
         }
         return parts, images / m["train_batch"]
 
+    def train_model_jpeg(self, job: Job) -> tuple[dict[str, float], float]:
+        """A JPEG-trained arm: the training of :meth:`train_model` on stored arrays (no per-step encryption), after
+        the training, validation and test images are encrypted once and JPEG-coded and decoded in the job."""
+        parts, factor = self.train_model(job)
+        recipe = recipe_for(self.c["train"], job.wildcards["model"], job.wildcards["scheme"])
+        pipe = self.pipeline_cal(job, recipe)
+        j = self.jpeg_cal(job, job.wildcards["subsampling"])
+        images = self.n_train + self.n_val + self.n_test
+        parts["augment+encrypt"] = 0.0
+        # the JPEG stage's calibration codes and decodes every configured quality: one of them here
+        parts["upload (encrypt, JPEG)"] = (self.n_train + self.n_val) * pipe["eval_s_per_image"] + \
+            images * j["b"] / len(self.c["jpeg"]["qualities"])
+        return parts, factor
+
+    def evaluated_models(self, setting: str, scheme: str) -> list[str]:
+        """The models (by their config name) one evaluation job runs: trained, JPEG-trained and transformed."""
+        entry = self.settings[setting]
+        return [*entry["schemes"][scheme], *entry.get("jpeg_trained", {}).get(scheme, []),
+                *[m for sid, sch, m in transform_arms(self.c) if (sid, sch) == (setting, scheme)]]
+
     def evaluate_scheme(self, job: Job) -> tuple[dict[str, float], float]:
         """Every model of the scheme on the own-key set (the plain set encrypted in the job), each JPEG set (decoded
         once for all the models), the plain set encrypted with the other key (in the job) and the key-free layout."""
         w = job.wildcards
         size, block = self.setting(job)
         scheme = w["scheme"]
-        models = self.settings[w["setting"]]["schemes"][scheme]
+        models = self.evaluated_models(w["setting"], scheme)
         io = self.io()
         variants = jpeg_variants(self.c, scheme)
         sets = 1 + len(variants) + (scheme != "plain") + 1  # own, JPEG, other, none
@@ -510,7 +555,8 @@ class _Estimator:
         for model in models:
             m = self.timing(model, scheme, size, block, job.rule)
             state = self.params(model, scheme, size, block)["state_bytes"]
-            parts[f"inference {model}"] = sets * _infer(m, self.n_test, EVAL_BATCH)
+            parts[f"inference {model}"] = parts.get(f"inference {model}", 0.0) + sets * _infer(m, self.n_test,
+                                                                                                  EVAL_BATCH)
             parts["files"] = parts.get("files", 0.0) + state / io["read_bps"]
             factor = max(factor, sets * self.n_test / m["infer_batch"])
         decode = sum(len(self.c["jpeg"]["qualities"]) * self.n_test * self.jpeg_cal(job, sub)["decode_s_per_image"]
@@ -627,13 +673,13 @@ class _Estimator:
         if rule.startswith("compress_"):
             j = self.jpeg_cal(job)
             return int(j["bytes_a"] + j["bytes_b"] * self.n_test), "extrapolated"
-        if rule == "train_model":
+        if rule in ("train_model", "train_model_jpeg"):
             p = self.params(w["model"], w["scheme"], size, block)
             recipe = recipe_for(self.c["train"], w["model"], w["scheme"])
             # model.pt: the tensors and the spec; metrics.json: the record, card and one history row per epoch
             return int(p["state_bytes"] + 20_000 + 400 * recipe.epochs_run(self.n_train)), "extrapolated"
         if rule == "evaluate_scheme":  # the records, and each model's predictions (about 3 bytes an image)
-            models = len(self.settings[w["setting"]]["schemes"][w["scheme"]])
+            models = len(self.evaluated_models(w["setting"], w["scheme"]))
             return models * (2_000 + 600 * (3 + len(jpeg_variants(self.c, w["scheme"]))) + 3 * self.n_test), \
                 "extrapolated"
         if rule == "attack_scheme":

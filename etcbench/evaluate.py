@@ -21,10 +21,11 @@ from torch import nn
 from . import ciphers
 from . import jpeg as jpeg_files
 from .data.cifar import CLASSES as CIFAR10_CLASSES
-from .data.transforms import normalize, to_nchw
+from .data.transforms import MEAN, STD, normalize, to_nchw
 from .encryption import encrypted_test_set
 from .errors import EtcbenchError
 from .io import atomic_write, load_npz, require_images, write_json
+from .labels import base_model, transformed_label
 from .manifest import manifest
 from .models import build_model
 from .seeding import select_device
@@ -126,9 +127,9 @@ def _class_names(dataset: str, num_classes: int) -> list[str] | None:
 
 def _load_models(model_files: list[Path], dev: torch.device) -> list[tuple[Path, nn.Module, dict[str, Any]]]:
     """The models of one evaluation job: one scheme, setting, seed and key, each model once."""
-    if not model_files:
-        raise EtcbenchError("no model file to evaluate")
     loaded = [(Path(p), *load_trained_model(Path(p), dev)) for p in model_files]
+    if not loaded:
+        return loaded
     first_path, _, first = loaded[0]
     cell = {k: first["record"][k] for k in ("dataset", "image_size", "block_size", "scheme", "seed")}
     seen = set()
@@ -142,6 +143,70 @@ def _load_models(model_files: list[Path], dev: torch.device) -> list[tuple[Path,
             raise EtcbenchError(f"{path}: model {record['model']!r} is given twice")
         seen.add(record["model"])
     return loaded
+
+
+def _transformed_models(files: list[Path], key_path: Path, dev: torch.device,
+                        trained: list[tuple[Path, nn.Module, dict[str, Any]]]
+                        ) -> list[tuple[Path, nn.Module, nn.Module, dict[str, Any]]]:
+    """``(path, plain model, transformed model, checkpoint as the records see it)`` of every plain-trained model in
+    ``files``, transformed with the key at ``key_path`` (its scheme's :meth:`~etcbench.ciphers.Scheme.transform_model`);
+    each must be a plain model of the key's setting (and of the trained models' dataset and seed)."""
+    key, scheme = ciphers.load_scheme(Path(key_path))
+    if files and not scheme.transforms_models:
+        raise EtcbenchError(f"scheme {key.scheme!r} has no model transformation; {files[0]} cannot be transformed")
+    out, seen = [], set()
+    for path in map(Path, files):
+        model, ckpt = load_trained_model(path, dev)
+        record = ckpt["record"]
+        size = (record["image_size"], record["image_size"])
+        if record["scheme"] != "plain" or size != tuple(key.image_size) or record["block_size"] != key.block_size:
+            raise EtcbenchError(f"{path} is a {record['scheme']!r} model at {record['image_size']} px, block "
+                                f"{record['block_size']}; the transformation takes a plain model of the key's "
+                                f"{key.image_size[0]} px, block {key.block_size}")
+        for _, _, other in trained[:1]:
+            cell = ("dataset", "seed")
+            if any(other["record"][k] != record[k] for k in cell):
+                raise EtcbenchError(f"{path} is not of the dataset and seed of the trained models it is evaluated "
+                                    "with")
+        if record["model"] in seen:
+            raise EtcbenchError(f"{path}: plain model {record['model']!r} is given twice")
+        seen.add(record["model"])
+        try:
+            transformed = scheme.transform_model(model, key, MEAN, STD).eval()
+        except ValueError as exc:
+            raise EtcbenchError(f"{path}: {exc}") from None
+        as_seen = {**ckpt, "key_fingerprint": key.fingerprint,
+                   "record": {**record, "model": transformed_label(record["model"]), "scheme": key.scheme,
+                              "key_fingerprint": key.fingerprint}}
+        out.append((path, model, transformed, as_seen))
+    return out
+
+
+@torch.no_grad()
+def _logits(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int) -> torch.Tensor:
+    """Float32 logits of ``model`` on uint8 ``(N, H, W, C)`` images, on the CPU (full precision: the comparison of
+    a transformed model with its plain original needs no autocast)."""
+    model.eval()
+    out = [model(normalize(to_nchw(images[i:i + batch_size]).to(device))).float().cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out)
+
+
+def _transformation_record(plain_model: nn.Module, transformed: nn.Module, ckpt: dict[str, Any], plain: np.ndarray,
+                           encrypted: np.ndarray, labels: np.ndarray, device: torch.device,
+                           batch_size: int) -> dict[str, Any]:
+    """How exactly the transformed model on encrypted images reproduces its plain original on the plain images: both
+    top-1s, the share of images with the same prediction and the largest logit difference."""
+    a = _logits(plain_model, plain, device, batch_size)
+    b = _logits(transformed, encrypted, device, batch_size)
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    record = ckpt["record"]
+    return {**_mismatch_base(record), "plain_model": base_model(record["model"]),
+            "plain_top1": (a.argmax(1) == y).double().mean().item(),
+            "transformed_top1": (b.argmax(1) == y).double().mean().item(),
+            "prediction_agreement": (a.argmax(1) == b.argmax(1)).double().mean().item(),
+            "max_abs_logit_diff": (a - b).abs().max().item(), "n_test": int(len(y)),
+            "num_classes": int(ckpt["spec"]["num_classes"])}
 
 
 def _mismatch_inputs(other_key: Path | None, plain_test: Path, plain: np.ndarray, own: str,
@@ -163,7 +228,7 @@ def _mismatch_inputs(other_key: Path | None, plain_test: Path, plain: np.ndarray
 
 def evaluate_models(model_files: list[Path] | tuple[Path, ...], key_path: Path, plain_test: Path, out: Path,
                     jpeg: list[Path] | tuple[Path, ...] = (), other_key: Path | None = None, batch_size: int = 256,
-                    device: str = "auto") -> dict[str, Any]:
+                    device: str = "auto", transform_files: list[Path] | tuple[Path, ...] = ()) -> dict[str, Any]:
     """Top-1 of every model in ``model_files`` (one scheme, setting, seed and key) on their test set: ``plain_test``
     (the plain scheme's test set) encrypted with ``key_path`` (the models' key) here, the set is not stored; on each
     JPEG set; and under key mismatch: ``plain_test`` encrypted with ``other_key`` (another key of the scheme, on the
@@ -173,19 +238,37 @@ def evaluate_models(model_files: list[Path] | tuple[Path, ...], key_path: Path, 
     for JPEG, decoded) once and shared by the models. Writes ``{"records", "key_mismatch", "predictions",
     "manifest"}`` to ``out`` and returns it; ``predictions`` holds each model's predicted class of every image of the
     own-key, uncompressed test set with the true ones, for the report's confusion matrices.
+
+    ``transform_files``: models trained on plain images of the setting, each transformed with the key
+    (:meth:`~etcbench.ciphers.Scheme.transform_model`, the model-transformation arm) and evaluated like the trained
+    models under the name :func:`transformed_label` gives (so the other key tests the transformed model with a wrong
+    key); ``transformation`` then also holds, per model, how exactly it reproduces the plain model on the plain
+    images (:func:`_transformation_record`).
     """
     started = time.time()
+    if not model_files and not transform_files:
+        raise EtcbenchError("no model file to evaluate")
     dev = select_device(device)
     loaded = _load_models(list(model_files), dev)
-    first = loaded[0][2]
-    own, cell = first["key_fingerprint"], first["record"]
-    what = f"the key the models {', '.join(str(p) for p, _, _ in loaded)} were trained on"
     key, _ = ciphers.load_scheme(Path(key_path))
-    if key.fingerprint != own:
-        raise EtcbenchError(f"key {key_path} is not {what}")
+    if loaded:
+        what = f"the key the models {', '.join(str(p) for p, _, _ in loaded)} were trained on"
+        if key.fingerprint != loaded[0][2]["key_fingerprint"]:
+            raise EtcbenchError(f"key {key_path} is not {what}")
+    else:
+        what = f"the key {key_path}"
+    transformed = _transformed_models(list(transform_files), key_path, dev, loaded)
+    loaded += [(path, model, ckpt) for path, _, model, ckpt in transformed]
+    own, cell = key.fingerprint, loaded[0][2]["record"]
     test = encrypted_test_set(plain_test, key_path)  # checked (and encrypted) before any inference
     other = _mismatch_inputs(other_key, plain_test, test.plain, own, cell["scheme"])
     records, mismatch, predictions = [], [], []
+    transformation = [_transformation_record(plain_model, model, ckpt, test.plain, test.x, test.y, dev, batch_size)
+                      for _, plain_model, model, ckpt in transformed]
+    for t in transformation:
+        log.info("%s transformed with the %s key: top-1 %.4f on encrypted images, %.4f for the plain model on plain "
+                 "images; predictions agree on %.4f, logits differ by at most %.3g", t["plain_model"], t["scheme"],
+                 t["transformed_top1"], t["plain_top1"], t["prediction_agreement"], t["max_abs_logit_diff"])
     own_set = {"x": test.x, "y": test.y, "key_fingerprint": np.array(own)}
     for index, path in enumerate([None, *jpeg]):
         data = own_set if path is None else load_npz(path)
@@ -226,6 +309,7 @@ def evaluate_models(model_files: list[Path] | tuple[Path, ...], key_path: Path, 
             mismatch.append({**_mismatch_base(base), "test_key": test_key, "top1": top1})
             log.info("%s/%s test key %s: top-1 %.4f", base["model"], base["scheme"], test_key, top1)
     result = {"records": records, "key_mismatch": mismatch, "predictions": predictions,
+              **({"transformation": transformation} if transformed else {}),
               "manifest": manifest("evaluate", started, time.time(), dev)}
     write_json(out, result)
     return result

@@ -20,8 +20,9 @@ from typing import Any
 from .errors import EtcbenchError
 
 __all__ = ["GridError", "accuracy_records", "attack_classifier", "attack_plan", "attack_runs", "check_grid",
-           "compression_records", "jpeg_subsamplings", "key_records", "jpeg_variants", "plane_subsampling",
-           "position_leak_runs", "seed_key_tag", "setting_id", "train_cells"]
+           "compression_records", "evaluated_cells", "jpeg_arm", "jpeg_model_label", "jpeg_subsamplings",
+           "jpeg_trained_cells", "key_records", "jpeg_variants", "plane_subsampling", "position_leak_runs",
+           "seed_key_tag", "setting_id", "train_cells", "transform_arms", "transforms_models"]
 
 
 class GridError(EtcbenchError):
@@ -43,6 +44,13 @@ def _scheme_facts(name: str) -> tuple[bool, str | None]:
 def plane_subsampling(scheme: str) -> str | None:
     """The chroma subsampling a grayscale-based scheme builds into its plane (its only JPEG setting), else None."""
     return _scheme_facts(scheme)[1]
+
+
+def transforms_models(scheme: str) -> bool:
+    """Whether a model trained on plain images can be transformed with the scheme's key (``Scheme.transform_model``)."""
+    from .ciphers.registry import SCHEMES
+
+    return bool(SCHEMES.get(scheme).transforms_models)
 
 
 def setting_id(entry: Mapping[str, Any]) -> str:
@@ -75,10 +83,83 @@ def check_grid(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if bad:
             raise GridError(f"config grid setting {i}: image_size {size} is not a multiple of block_size {block} "
                             f"(of 2 x {block} for etc-gray) as {', '.join(bad)} need")
+        _check_arms(config, entry, i)
         settings[sid] = dict(entry)
     if any(entry.get("attacks") for entry in config["grid"]):
         _check_attacks(config)
     return settings
+
+
+def _check_arms(config: Mapping[str, Any], entry: Mapping[str, Any], i: int) -> None:
+    """A setting's model-transformation and JPEG-trained arms name what the setting has (one line each)."""
+    where = f"config grid setting {i}"
+    plain = entry["schemes"].get("plain", [])
+    for model in entry.get("transform") or []:
+        if model not in plain:
+            raise GridError(f"{where}: transform names {model}, which the setting does not train on plain images "
+                            f"(add it to schemes.plain)")
+    if entry.get("transform") and not any(transforms_models(s) for s in entry["schemes"]):
+        raise GridError(f"{where}: transform needs a scheme with a model transformation (pixel-shuffle); the "
+                        f"setting has {', '.join(entry['schemes'])}")
+    trained = entry.get("jpeg_trained") or {}
+    if not trained:
+        return
+    arm = jpeg_arm(config)
+    if arm is None:
+        raise GridError(f"{where}: jpeg_trained needs train.jpeg (its quality and subsampling)")
+    from .ciphers.registry import SCHEMES
+    from .data.block_safety import block_safe_reason
+
+    for scheme, models in trained.items():
+        if scheme not in entry["schemes"]:
+            raise GridError(f"{where}: jpeg_trained names scheme {scheme}, which the setting does not have")
+        variant = arm.variant(plane_subsampling(scheme))
+        if variant not in jpeg_variants(config, scheme):
+            raise GridError(f"{where}: the JPEG-trained arm of {scheme} is tested at {variant}, which is not among "
+                            f"its JPEG test sets ({', '.join(jpeg_variants(config, scheme))}); add the quality to "
+                            f"jpeg.qualities")
+        reason = block_safe_reason(arm.augment, SCHEMES.get(scheme))
+        if reason:
+            raise GridError(f"config train.jpeg.augment: {reason} (jpeg_trained {scheme}: {', '.join(models)})")
+
+
+def jpeg_arm(config: Mapping[str, Any]) -> Any:
+    """The JPEG-trained arms' settings (:class:`etcbench.recipes.JpegArm`), or None when ``train.jpeg`` is unset."""
+    from .recipes import JPEG_ARM, JpegArm
+
+    values = config.get("train", {}).get(JPEG_ARM)
+    return None if values is None else JpegArm.from_dict(values)
+
+
+def jpeg_model_label(config: Mapping[str, Any], scheme: str, model: str) -> str:
+    """The name a model of a JPEG-trained arm goes by (in paths and records): ``vit@q50-420``."""
+    from .labels import jpeg_label
+
+    return jpeg_label(model, jpeg_arm(config).variant(plane_subsampling(scheme)))
+
+
+def jpeg_trained_cells(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(setting id, scheme, model)`` of every JPEG-trained arm (once per seed); its label is
+    :func:`jpeg_model_label`."""
+    return [(setting_id(entry), scheme, model) for entry in config["grid"]
+            for scheme, models in (entry.get("jpeg_trained") or {}).items() for model in models]
+
+
+def transform_arms(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(setting id, scheme, model)`` of every model-transformation arm: each plain-trained model a setting names
+    under ``transform``, with each of its schemes that transforms models."""
+    return [(setting_id(entry), scheme, model) for entry in config["grid"] for model in entry.get("transform") or []
+            for scheme in entry["schemes"] if transforms_models(scheme)]
+
+
+def evaluated_cells(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(setting id, scheme)`` of every evaluation job: the schemes with a trained, JPEG-trained or transformed
+    model, in the grid's order."""
+    cells = [(sid, scheme) for sid, scheme, _ in train_cells(config) + jpeg_trained_cells(config)
+             + transform_arms(config)]
+    order = {(setting_id(entry), scheme): n for n, (entry, scheme) in
+             enumerate((e, s) for e in config["grid"] for s in e["schemes"])}
+    return sorted(dict.fromkeys(cells), key=order.__getitem__)
 
 
 def _attack_entries(entry: Mapping[str, Any]) -> list[tuple[str, list[str] | None]]:
@@ -165,8 +246,8 @@ def jpeg_variants(config: Mapping[str, Any], scheme: str) -> list[str]:
 def accuracy_records(config: Mapping[str, Any]) -> list[str]:
     """The evaluation record of every setting and scheme that trains a model, seed by seed (each holds every model
     of its scheme)."""
-    cells = dict.fromkeys((sid, scheme) for sid, scheme, _ in train_cells(config))
-    return [f"results/eval/{sid}/{scheme}/seed{seed}.json" for sid, scheme in cells for seed in config["seeds"]]
+    return [f"results/eval/{sid}/{scheme}/seed{seed}.json" for sid, scheme in evaluated_cells(config)
+            for seed in config["seeds"]]
 
 
 def key_records(config: Mapping[str, Any]) -> list[str]:
@@ -175,11 +256,12 @@ def key_records(config: Mapping[str, Any]) -> list[str]:
     ``key_per_seed``, the own and other key of every training seed of those schemes instead of the shared other
     key."""
     out = []
+    evaluated = set(evaluated_cells(config))
     for entry in config["grid"]:
         sid = setting_id(entry)
         for scheme in ["plain", *[s for s in entry["schemes"] if s != "plain"]]:
             out.append(f"results/keys/{sid}/{scheme}.json")
-            if scheme != "plain" and entry["schemes"].get(scheme):
+            if scheme != "plain" and (sid, scheme) in evaluated:
                 tags = [seed_key_tag(config, scheme, seed) for seed in config["seeds"]]
                 for tag in dict.fromkeys(tags):  # one shared tag "" without key_per_seed
                     out += [f"results/keys/{sid}/{scheme}{tag}.json"] if tag else []

@@ -21,10 +21,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from .data.block_safety import AUGMENTS
 from .errors import EtcbenchError
 
-__all__ = ["AUGMENTS", "OPTIMIZERS", "Recipe", "SCHEDULES", "recipe_for", "recipe_name_for"]
+__all__ = ["AUGMENTS", "CIPHERTEXT_AUGMENTS", "JPEG_ARM", "JpegArm", "OPTIMIZERS", "Recipe", "SCHEDULES",
+           "recipe_for", "recipe_name_for"]
 
+JPEG_ARM = "jpeg"  # the train: entry of the JPEG-trained arms (not a recipe)
+CIPHERTEXT_AUGMENTS = AUGMENTS  # the block-safe augmentations of the JPEG-trained arms (etcbench.data.block_safety)
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "multistep", "onecycle")
 AUGMENTS = ("none", "flip", "crop_flip", "random_resized_crop")
@@ -158,6 +162,51 @@ class Recipe:
         """The multistep milestones as optimiser steps."""
         unit = 1 if self.steps is not None else self.steps_per_epoch(train_images)
         return [m * unit for m in self.milestones]
+
+
+@dataclass(frozen=True)
+class JpegArm:
+    """How a JPEG-trained arm's images reach the cloud (``train.jpeg``): every image encrypted once with the key,
+    JPEG-coded at ``quality`` and ``subsampling`` (a grayscale-plane scheme at its plane's own, see
+    :meth:`variant`) and decoded; ``augment`` (of :data:`CIPHERTEXT_AUGMENTS`, with Beta(``alpha``, ``alpha``)
+    mixing weights) is done on the decoded ciphertexts, in place of the recipe's plain-image augmentation.
+
+    >>> JpegArm(quality=50).variant(None), JpegArm(quality=50, subsampling="444").variant("420")
+    ('q50-420', 'q50-420')
+    """
+
+    quality: int
+    subsampling: str = "420"
+    augment: str = "none"
+    alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.quality <= 100 or self.subsampling not in ("444", "420"):
+            raise EtcbenchError(f"train.jpeg: quality must be 1..100 and subsampling 444 or 420, got {self.quality} "
+                                f"and {self.subsampling!r}")
+        if self.augment not in CIPHERTEXT_AUGMENTS or not self.alpha > 0:
+            raise EtcbenchError(f"train.jpeg: augment must be one of {', '.join(CIPHERTEXT_AUGMENTS)} and alpha "
+                                f"positive, got {self.augment!r} and {self.alpha}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> JpegArm:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise EtcbenchError(f"unknown train.jpeg setting(s) {', '.join(unknown)}; valid: "
+                                f"{', '.join(sorted(known))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def subsampling_for(self, plane_subsampling: str | None) -> str:
+        """The chroma subsampling the arm codes a scheme's images at: a grayscale plane's own, else the arm's."""
+        return plane_subsampling or self.subsampling
+
+    def variant(self, plane_subsampling: str | None) -> str:
+        """``q<quality>-<subsampling>``: the JPEG test set the arm is tested on, and its models' label suffix."""
+        return f"q{self.quality}-{self.subsampling_for(plane_subsampling)}"
 
 
 def recipe_name_for(train: Mapping[str, Any], model: str, scheme: str) -> str:

@@ -34,16 +34,20 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import ciphers
+from . import jpeg as jpeg_files
+from .data import ciphertext_augment
 from .data.transforms import augment_batch, normalize, resize, to_nchw
 from .encryption import encrypted_test_set
 from .errors import EtcbenchError
 from .evaluate import evaluate_arrays, save_trained_model
 from .io import atomic_write, load_npz, require_images, write_json
+from .labels import jpeg_label
 from .manifest import manifest
 from .models import build_model, load_pretrained, model_card
 from .models.factory import DEFAULT_ARCH
-from .recipes import Recipe
+from .recipes import JpegArm, Recipe
 from .seeding import seed_everything, select_device, set_deterministic
+from .upload import client_upload
 
 __all__ = ["Recipe", "build_optimizer", "LrSchedule", "train_model", "use_channels_last"]
 
@@ -151,6 +155,7 @@ def train_model(
         dataset: str = "cifar10",
         channels_last: str = "auto",
         compile_model: bool = False,
+        jpeg_arm: JpegArm | None = None,
 ) -> dict[str, Any]:
     """Train one model on one scheme with one seed; write ``out_model`` and ``out_metrics``. Returns the result.
 
@@ -162,6 +167,12 @@ def train_model(
     ``compile_model``: the training forward and backward passes run through ``torch.compile`` (off by default:
     on a CPU, and for short runs, compiling costs more than it saves). Neither changes what is computed beyond
     float rounding; both are recorded in the metrics.
+
+    ``jpeg_arm`` (the JPEG-trained arm, :class:`etcbench.recipes.JpegArm`): the training and validation images are
+    what the client uploads (:func:`etcbench.upload.client_upload`: encrypted once, JPEG-coded, decoded), and the
+    final test is on the test set JPEG-coded the same way; the recipe's plain-image augmentation gives way to the
+    arm's ciphertext augmentation (:mod:`etcbench.data.ciphertext_augment`). The model goes by its label
+    (``vit@q50-420``) in the records.
     """
     started = time.time()
     key, scheme = ciphers.load_scheme(key_path)
@@ -172,6 +183,10 @@ def train_model(
     for split in ("train", "val"):
         require_images(data[f"{split}_x"], f"{data_path} ({split}_x)")
     test = encrypted_test_set(plain_test, key_path)
+    label = model_name if jpeg_arm is None else jpeg_label(model_name, jpeg_arm.variant(scheme.plane_subsampling))
+    if jpeg_arm is not None and (reason := ciphertext_augment.block_safe_reason(jpeg_arm.augment, scheme,
+                                                                                 key.block_size)):
+        raise EtcbenchError(reason)
     num_classes = int(data["train_y"].max()) + 1
     n_train = len(data["train_y"])
     total_steps, steps_per_epoch = recipe.total_steps(n_train), recipe.steps_per_epoch(n_train)
@@ -200,7 +215,8 @@ def train_model(
 
     signature = _signature({"spec": spec, "recipe": recipe.to_dict(), "seed": seed, "key": key.fingerprint,
                             "data": str(Path(data_path).resolve()), "interpolation": interpolation,
-                            "pretrained": str(pretrained)})
+                            "pretrained": str(pretrained),
+                            **({"jpeg_arm": jpeg_arm.to_dict()} if jpeg_arm is not None else {})})
     state_path = Path(state_dir) / "last.pt"
     history: list[dict[str, Any]] = []
     first_epoch, train_images, train_seconds = 0, 0, 0.0
@@ -229,6 +245,18 @@ def train_model(
         return lambda x: encrypt(x, rng)
 
     train_x, train_y = data["train_x"], torch.from_numpy(data["train_y"].astype(np.int64))
+    val_x, val_prepare = data["val_x"], validation_prepare
+    if jpeg_arm is not None:  # what the cloud receives: encrypted once (a throw-away key per image where per-image)
+        t0 = time.perf_counter()
+        upload_rng = torch.Generator().manual_seed(seed + 2)
+        train_x, val_x = (client_upload(x, scheme, key, jpeg_arm, image_size=image_size, interpolation=interpolation,
+                                        generator=upload_rng) for x in (data["train_x"], data["val_x"]))
+        test_x = jpeg_files.roundtrip(test.x, jpeg_arm.quality, jpeg_arm.subsampling_for(scheme.plane_subsampling))[0]
+        val_prepare = None
+        log.info("JPEG-trained arm %s: %d training, %d validation and %d test images encrypted, JPEG-coded and "
+                 "decoded in %.1f s", label, len(train_x), len(val_x), len(test_x), time.perf_counter() - t0)
+    else:
+        test_x = test.x
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
     step = first_epoch * steps_per_epoch
     for epoch in range(first_epoch, epochs):
@@ -247,14 +275,20 @@ def train_model(
             for micro in idx.split(recipe.micro_batch):  # gradient accumulation: micro-batches of one step
                 x = to_nchw(train_x[micro.numpy()]).to(dev, non_blocking=True)
                 y = train_y[micro].to(dev, non_blocking=True)
-                x = augment_batch(x, recipe.augment, image_size, padding=recipe.crop_padding, scale=recipe.crop_scale,
-                                  interpolation=interpolation, generator=augment_rng)
-                x = normalize(encrypt(x, key_rng))
+                target: torch.Tensor = y
+                if jpeg_arm is None:
+                    x = augment_batch(x, recipe.augment, image_size, padding=recipe.crop_padding,
+                                      scale=recipe.crop_scale, interpolation=interpolation, generator=augment_rng)
+                    x = normalize(encrypt(x, key_rng))
+                else:  # decoded ciphertexts: augmented only where the cipher commutes (soft targets when mixed)
+                    x, target = ciphertext_augment.apply(jpeg_arm.augment, x, y, key.block_size, augment_rng,
+                                                         alpha=jpeg_arm.alpha, num_classes=num_classes)
+                    x = normalize(x)
                 if memory_format is not None:
                     x = x.contiguous(memory_format=memory_format)
                 with autocast:
                     logits = forward(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+                    loss = F.cross_entropy(logits.float(), target, label_smoothing=recipe.label_smoothing)
                     if hasattr(model, "regularization_loss"):  # adaptation networks: L_U and smoothness terms
                         loss = loss + model.regularization_loss().float()
                 (loss / recipe.accumulation).backward()
@@ -270,8 +304,8 @@ def train_model(
         epoch_seconds = time.perf_counter() - t0
         train_images += seen
         train_seconds += epoch_seconds
-        val_top1, val_loss = evaluate_arrays(model, data["val_x"], data["val_y"], dev, recipe.eval_batch_size,
-                                             validation_prepare())
+        val_top1, val_loss = evaluate_arrays(model, val_x, data["val_y"], dev, recipe.eval_batch_size,
+                                             val_prepare() if val_prepare is not None else None)
         history.append({"epoch": epoch + 1, "steps": step, "train_loss": loss_sum.item() / max(seen, 1),
                         "train_top1": correct.item() / max(seen, 1), "val_top1": val_top1, "val_loss": val_loss,
                         "lr": optimizer.param_groups[0]["lr"], "samples_per_s": seen / max(epoch_seconds, 1e-9)})
@@ -283,12 +317,14 @@ def train_model(
                                  "history": history, "train_images": train_images, "train_seconds": train_seconds})
         _write_summary(Path(state_dir) / "summary.csv", history)
 
-    top1, loss = evaluate_arrays(model, test.x, test.y, dev, recipe.eval_batch_size)
+    top1, loss = evaluate_arrays(model, test_x, test.y, dev, recipe.eval_batch_size)
     record = {
-        "dataset": dataset, "image_size": image_size, "block_size": key.block_size, "model": model_name,
+        "dataset": dataset, "image_size": image_size, "block_size": key.block_size, "model": label,
         "scheme": key.scheme, "jpeg_quality": None, "subsampling": "none", "seed": seed, "top1": top1, "loss": loss,
         "n_test": int(len(test.y)), "key_fingerprint": key.fingerprint,
     }
+    if jpeg_arm is not None:
+        record.update(jpeg_quality=jpeg_arm.quality, subsampling=jpeg_arm.subsampling_for(scheme.plane_subsampling))
     samples_per_s = train_images / max(train_seconds, 1e-9)
     save_trained_model(out_model, model, spec, {"key_fingerprint": key.fingerprint, "record": record})
     result = {
@@ -300,7 +336,8 @@ def train_model(
                   "batch_size": recipe.batch_size, "accumulation": recipe.accumulation,
                   "micro_batch": recipe.micro_batch, "model_options": model_options, "pretrained": str(pretrained),
                   "interpolation": interpolation, "model_card": card,
-                  "channels_last": memory_format is not None, "compiled": compile_model},
+                  "channels_last": memory_format is not None, "compiled": compile_model,
+                  "jpeg_arm": jpeg_arm.to_dict() if jpeg_arm is not None else None},
         "manifest": manifest("train", started, time.time(), dev, seed=seed, key_fingerprint=key.fingerprint,
                              deterministic=recipe.deterministic),
     }

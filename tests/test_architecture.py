@@ -11,7 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "etcbench"
 # modules every layer may use: errors, atomic files, the name registry, the Bjontegaard deltas (pure numpy)
-BASE = {"errors", "io", "registry", "bjontegaard"}
+BASE = {"errors", "io", "registry", "bjontegaard", "labels"}
 
 
 def _module(path: Path) -> str:

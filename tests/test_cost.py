@@ -185,7 +185,8 @@ def test_training_seconds_are_images_over_samples_per_s(smoke, rate):
     config, jobs, run = smoke
     one = estimate_jobs(jobs, run, table_lookup(table_for(jobs, run, train_samples_per_s=rate)))
     two = estimate_jobs(jobs, run, table_lookup(table_for(jobs, run, train_samples_per_s=2 * rate)))
-    trains = [i for i, j in enumerate(jobs) if j.rule == "train_model"]
+    trains = [i for i, j in enumerate(jobs) if j.rule in ("train_model", "train_model_jpeg")]
+    assert {jobs[i].rule for i in trains} == {"train_model", "train_model_jpeg"}
     for i in trains:
         w = jobs[i].wildcards
         recipe = recipe_for(config["train"], w["model"], w["scheme"])
@@ -208,10 +209,10 @@ def test_steps_and_per_batch_costs_add_up(smoke):
     batches = epochs * math.ceil(ds["val_size"] / recipe.eval_batch_size) + math.ceil(ds["test_size"] /
                                                                                       recipe.eval_batch_size)
     assert costs[i].seconds == pytest.approx(steps * recipe.accumulation * 0.5 + steps * 0.25 + batches * 2.0)
-    # the evaluation of EtC's one model: its own test set, 2 qualities x 2 subsamplings of JPEG, the other key's set
-    # and plain images, each in one batch (50 images)
+    # the evaluation of EtC's two models (ConvMixer, uncompressed- and JPEG-trained): each on its own test set, 2
+    # qualities x 2 subsamplings of JPEG, the other key's set and plain images, each in one batch (50 images)
     e = next(i for i, j in enumerate(jobs) if j.rule == "evaluate_scheme" and j.wildcards["scheme"] == "etc")
-    assert costs[e].seconds == pytest.approx(7 * 2.0)
+    assert costs[e].seconds == pytest.approx(2 * 7 * 2.0)
 
 
 def test_recorded_seconds_win(smoke, tmp_path):
@@ -269,9 +270,10 @@ def test_the_command_prices_the_smoke_config(tmp_path):
     assert result["totals"]["wall_seconds"] <= result["totals"]["job_seconds"]
     assert {s for r in rules.values() for s in r["source"].split("+")} <= {"measured", "extrapolated"}
     md = (out / "cost.md").read_text()
-    # 57 jobs: no encrypted test set per key any more (10 encrypt_test jobs gave way to 2 plain_test and 3
-    # encrypt_examples)
-    assert md == res.stdout and "| **total** | 57 |" in md and "no GPU" in md
+    # 64 jobs: the 57 of the grid (no encrypted test set per key: 2 plain_test and 3 encrypt_examples jobs), and the
+    # two arms: the JPEG-trained ConvMixer (1 training), pixel shuffling in s32-m8 for the transformed ViT (its key
+    # and other key, 2 JPEG jobs, its examples, its evaluation)
+    assert md == res.stdout and "| **total** | 64 |" in md and "no GPU" in md
     # never key material: the command's files hold no key arrays, and the calibration's keys are gone
     assert "block_perm" not in (out / "cost.json").read_text() and sorted(os.listdir(out)) == ["cost.json", "cost.md"]
     assert not list(tmp_path.glob("**/*.key.npz"))

@@ -9,6 +9,7 @@ import pytest
 
 from etcbench import ciphers
 from etcbench.config import resolve
+from etcbench.errors import EtcbenchError
 from etcbench.grid import (
     GridError,
     accuracy_records,
@@ -16,11 +17,16 @@ from etcbench.grid import (
     attack_runs,
     check_grid,
     compression_records,
+    evaluated_cells,
+    jpeg_model_label,
     jpeg_subsamplings,
+    jpeg_trained_cells,
     jpeg_variants,
+    key_records,
     plane_subsampling,
     position_leak_runs,
     train_cells,
+    transform_arms,
 )
 
 
@@ -44,18 +50,28 @@ def test_expansion_of_the_smoke_config():
     config = resolve(["config/smoke.yaml"])
     check_grid(config)
     cells = train_cells(config)
-    # one record per trained (setting, scheme) and seed, holding all its models
+    # one record per (setting, scheme) and seed with a trained, JPEG-trained or transformed model, holding them all
     trained = list(dict.fromkeys((sid, scheme) for sid, scheme, _ in cells))
-    assert accuracy_records(config) == [f"results/eval/{sid}/{scheme}/seed{seed}.json" for sid, scheme in trained
-                                        for seed in config["seeds"]]
+    assert trained == [(sid, s) for sid, s in evaluated_cells(config) if s != "pixel-shuffle"]
+    assert transform_arms(config) == [("s32-m8", "pixel-shuffle", "vit")]
+    assert jpeg_trained_cells(config) == [("s32-m8", "etc", "convmixer")]
+    assert jpeg_model_label(config, "etc", "convmixer") == "convmixer@q50-420"
+    assert evaluated_cells(config) == [("s32-m8", "plain"), ("s32-m8", "etc"), ("s32-m8", "etc-gray"),
+                                       ("s32-m8", "pe"), ("s32-m8", "pixel-shuffle"), ("s32-m4", "le"),
+                                       ("s32-m4", "ele")]
+    assert accuracy_records(config) == [f"results/eval/{sid}/{scheme}/seed{seed}.json"
+                                        for sid, scheme in evaluated_cells(config) for seed in config["seeds"]]
+    # the wrong key of the transformed model: the other key of the scheme it is evaluated on
+    assert "results/keys/s32-m8/pixel-shuffle.other.json" in key_records(config)
+    assert "results/keys/s32-m4/pixel-shuffle.other.json" not in key_records(config)
     assert len(compression_records(config)) == sum(len(jpeg_variants(config, s)) for e in config["grid"]
                                                    for s in e["schemes"])
     runs = attack_runs(config)
-    first = [e for e in config["grid"] if e.get("attacks")][0]
-    # a bare name runs against every scheme of its setting it applies to ...
-    assert [(sid, s) for sid, s, _ in runs[:len(first["schemes"])]] == [("s32-m8", s) for s in first["schemes"]]
-    assert all(names == first["attacks"] for sid, _, names in runs if sid == "s32-m8")
-    # ... a {name: [schemes]} entry against those only
+    # a {name: [schemes]} entry runs against those schemes only (pixel-shuffle of s32-m8 is not attacked)
+    assert [(sid, s) for sid, s, _ in runs if sid == "s32-m8"] == [("s32-m8", s) for s in
+                                                                   ("plain", "etc", "etc-gray", "pe")]
+    assert all(names == ["fr", "itn", "gan", "gan-paired", "jigsaw", "kpa"] for sid, _, names in runs
+               if sid == "s32-m8")
     assert [(sid, s, names) for sid, s, names in runs if sid == "s32-m4"] == [
         ("s32-m4", "pixel-shuffle", ["shared-key"]), ("s32-m4", "le", ["shared-key"])]
     assert attack_classifier(config, "s32-m8") == "results/models/s32-m8/plain/vit/seed0/model.pt"
@@ -108,3 +124,30 @@ def test_pe_is_exempt_from_the_block_grid():
     assert list(check_grid(config)) == ["s36-m8"]
 
 
+
+
+def _arm_config(**setting):
+    config = resolve(["config/smoke.yaml"])
+    config["grid"] = [{"image_size": 32, "block_size": 8, "schemes": {"plain": ["vit"], "etc": ["vit"],
+                                                                      "pixel-shuffle": []}, **setting}]
+    return config
+
+
+@pytest.mark.parametrize(("setting", "train_jpeg", "message"), [
+    ({"transform": ["vit"], "schemes": {"plain": [], "pixel-shuffle": []}}, None,
+     "transform names vit, which the setting does not train on plain images"),
+    ({"transform": ["vit"], "schemes": {"plain": ["vit"], "etc": []}}, None,
+     "transform needs a scheme with a model transformation"),
+    ({"jpeg_trained": {"etc": ["vit"]}}, "unset", "jpeg_trained needs train.jpeg"),
+    ({"jpeg_trained": {"le": ["vit"]}}, {"quality": 50}, "jpeg_trained names scheme le, which the setting does not"),
+    ({"jpeg_trained": {"etc": ["vit"]}}, {"quality": 40}, "tested at q40-420, which is not among its JPEG test sets"),
+    ({"jpeg_trained": {"etc": ["vit"]}}, {"quality": 50, "augment": "flip"}, "augment"),
+])
+def test_bad_arms_stop_before_any_job(setting, train_jpeg, message):
+    config = _arm_config(**setting)
+    if train_jpeg == "unset":
+        config["train"].pop("jpeg", None)
+    elif train_jpeg is not None:
+        config["train"]["jpeg"] = train_jpeg
+    with pytest.raises(EtcbenchError, match=message):
+        check_grid(config)

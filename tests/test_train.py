@@ -329,3 +329,59 @@ def test_auto_channels_last_picks_the_convolutional_models_by_their_layers():
     assert {name: use_channels_last("auto", m, cuda) for name, m in built.items()} == {
         "vit": False, "convmixer": True, "resnet18": True, "resnet18_tanaka": True}
     assert not any(use_channels_last("auto", m, torch.device("cpu")) for m in built.values())
+
+
+def test_the_jpeg_trained_arm_trains_and_tests_on_what_the_client_sends(tiny_run, monkeypatch):
+    """train.jpeg: the images are encrypted once and JPEG-coded (what the cloud decodes is what the model sees, in
+    training, validation and test), and augmented on the ciphertexts only."""
+    from etcbench import jpeg as jpeg_files
+    from etcbench import upload
+    from etcbench.recipes import JpegArm
+
+    tmp_path, key, run = tiny_run
+    seen, uploads = [], []
+    real_upload = upload.client_upload
+
+    def spy_upload(images, *args, **kwargs):  # what the cloud receives: once per split, never a plain image again
+        out = real_upload(images, *args, **kwargs)
+        uploads.append((images.shape, out))
+        return out
+
+    real_apply = __import__("etcbench.data.ciphertext_augment", fromlist=["apply"]).apply
+
+    def spy_apply(augment, x, *args, **kwargs):
+        seen.append(x.clone())
+        return real_apply(augment, x, *args, **kwargs)
+
+    monkeypatch.setattr("etcbench.train.client_upload", spy_upload)
+    monkeypatch.setattr("etcbench.train.ciphertext_augment.apply", spy_apply)
+    arm = JpegArm(quality=50, subsampling="420", augment="block_cutmix")
+    result = run("j", "state_j", Recipe(epochs=2, batch_size=16, lr=0.01), jpeg_arm=arm)
+    record = result["record"]
+    assert record["model"] == "convmixer@q50-420" and (record["jpeg_quality"], record["subsampling"]) == (50, "420")
+    assert result["train"]["jpeg_arm"] == arm.to_dict() and result["train"]["train_images"] == 2 * 64
+    # train (64 images) and validation (16) uploaded once each, at the key's size, as JPEG-decoded ciphertexts
+    data = load_npz(tmp_path / "data.npz")
+    scheme = ciphers.create("etc", block_size=BLOCK)
+    assert [shape[0] for shape, _ in uploads] == [64, 16]
+    expected = jpeg_files.roundtrip(scheme.encrypt(resize_numpy(data["train_x"], SIZE), key), 50, "420")[0]
+    assert np.array_equal(uploads[0][1], expected)
+    # every training batch the model saw came from the uploaded set (before the ciphertext augmentation)
+    uploaded = {bytes(img) for img in torch.from_numpy(expected).permute(0, 3, 1, 2).contiguous().numpy()}
+    assert len(seen) == 2 * 4 and all(bytes(img) in uploaded for batch in seen for img in batch.numpy())
+    # the final test: the plain test set encrypted with the key and JPEG-coded the same way
+    model, _ = load_trained_model(tmp_path / "j" / "model.pt", torch.device("cpu"))
+    plain = load_npz(tmp_path / "plain.npz")
+    test = jpeg_files.roundtrip(scheme.encrypt(plain["x"], key), 50, "420")[0]
+    assert record["top1"] == evaluate_arrays(model, test, plain["y"], torch.device("cpu"))[0]
+
+
+def test_the_jpeg_trained_arm_refuses_an_augmentation_the_cipher_does_not_commute_with(tiny_run):
+    from etcbench.recipes import JpegArm
+
+    tmp_path, _, run = tiny_run
+    with pytest.raises(EtcbenchError, match="mixup is not block-safe for scheme 'etc-gray'"):
+        gray = ciphers.create("etc-gray", block_size=BLOCK)
+        ciphers.save_key(gray.generate_key(seed=3, image_size=(SIZE, SIZE)), tmp_path / "key.npz")
+        run("g", "state_g", Recipe(epochs=1, batch_size=16), jpeg_arm=JpegArm(quality=50, augment="mixup"))
+    assert not (tmp_path / "g").exists()

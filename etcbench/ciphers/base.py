@@ -68,6 +68,19 @@ class Scheme(Configurable):
     per_image_keys: ClassVar[bool] = False
     # whether the scheme works on blocks of block_size (PE works pixel by pixel: any image size, no block layout)
     blockwise: ClassVar[bool] = True
+    # whether a model trained on plain images can be transformed with a key to read images encrypted with it
+    # (:meth:`transform_model`; the workflow's model-transformation arm, ``transform`` in a grid setting)
+    transforms_models: ClassVar[bool] = False
+    # What augmentation of ciphertexts may assume (etcbench.data.ciphertext_augment; False is always safe to declare):
+    # affine: with one key, every encrypted value of a float image is v or 1 - v (255 - v on the 0..255 scale) of
+    # one input value, exactly, so a weighted mean of ciphertexts under one key is the ciphertext of the weighted
+    # mean of the images (mixup);
+    affine: ClassVar[bool] = False
+    # block_local: every block_size block of a ciphertext (any rectangle for pixel-wise schemes, blockwise False)
+    # is computed from one block of the plain image, always the same one, and the key's part for it only (for
+    # per-image keys: a key assembled block by block from two keys is one the scheme could draw), so pasting whole
+    # blocks from one ciphertext into another gives the ciphertext of the plain images pasted block by block
+    block_local: ClassVar[bool] = False
 
     def __init__(self, block_size: int) -> None:
         self.block_size = check_block_size(block_size)
@@ -108,6 +121,14 @@ class Scheme(Configurable):
         unit = 16 if subsampling == "420" else 8
         return self.block_size % unit == 0
 
+    def transform_model(self, model: Any, key: Key, mean: float = 0.5, std: float = 0.5) -> Any:
+        """A copy of ``model`` (trained on plain images normalised as ``(v / 255 - mean) / std``) that gives on
+        images encrypted with ``key`` the outputs ``model`` gives on the plain images, up to float rounding.
+
+        Only schemes with ``transforms_models`` implement it; ``model`` is left unchanged.
+        """
+        raise NotImplementedError(f"scheme {self.name!r} has no model transformation")
+
     def check_key(self, key: Key, height: int, width: int) -> None:
         if key.scheme != self.name or key.block_size != self.block_size or dict(key.options) != self.options:
             raise ValueError(
@@ -127,7 +148,14 @@ class Scheme(Configurable):
 
 
 class GatherScheme(Scheme):
-    """A scheme whose encryption is a fixed gather plus negative-positive mask (see :mod:`.plan`)."""
+    """A scheme whose encryption is a fixed gather plus negative-positive mask (see :mod:`.plan`).
+
+    ``affine`` holds for every such plan with ``mask_value`` 255 (``v`` or ``255 - v`` of one input value);
+    subclasses that do more (nibble splitting, colour conversion) set it back to False. ``block_local`` depends on
+    the gather and is declared by each subclass.
+    """
+
+    affine: ClassVar[bool] = True
 
     def __init__(self, block_size: int) -> None:
         super().__init__(block_size)

@@ -142,6 +142,8 @@ class EtC(GatherScheme):
         (True, True)
     """
 
+    block_local = True  # every step moves or inverts values within one block, or moves a whole block
+
     def __init__(
             self,
             block_size: int,

@@ -106,6 +106,10 @@ class EtCGray(GatherScheme):
 
     chroma: ClassVar[Chroma] = "420"
     plane_subsampling: ClassVar[str | None] = "420"
+    # not affine: RGB -> YCbCr rounds to uint8 first (a weighted mean of ciphertexts is the ciphertext of the mean
+    # only up to rounding); not block_local: a ciphertext block is a block of one Y, Cb or Cr plane, so pasted
+    # blocks give Y and chroma of one RGB region from different images (block_local stays False, from Scheme)
+    affine: ClassVar[bool] = False
 
     def __init__(
             self,

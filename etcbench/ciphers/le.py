@@ -66,6 +66,8 @@ class LE(NibbleScheme):
         True
     """
 
+    block_local = True  # the nibble shuffle stays inside a block (ELE adds whole-block scrambling)
+
     def __init__(self, block_size: int, independent_flags: bool = False) -> None:
         super().__init__(block_size)
         self.independent_flags = bool(independent_flags)

@@ -311,7 +311,12 @@ class NibbleScheme(GatherScheme):
 
     Subclasses implement ``_draw`` and ``build_plan`` (usually via :func:`nibble_plan`), a plan over the six-channel
     nibble image; encryption executes it on bytes (:class:`NibblePairPlan`), without building the nibble image.
+
+    Not ``affine``: a byte is assembled from 4-bit halves of other bytes, and halves of a weighted mean of two
+    images are not the weighted mean of their halves (carries).
     """
+
+    affine = False
 
     def __init__(self, block_size: int) -> None:
         super().__init__(block_size)

@@ -161,6 +161,10 @@ class _Pixelwise:
     """What both PE variants share: the colour-shuffle option, no blocks, never JPEG-aligned."""
 
     blockwise = False
+    # each value is v or 255 - v of a value of the same pixel: affine, and no pixel moves. PE's per-pixel keys are
+    # independent fair draws, so a key pieced together from two images' keys is again a key it could draw
+    affine = True
+    block_local = True
 
     def __init__(self, block_size: int, color_shuffle: bool = True) -> None:
         super().__init__(block_size)  # type: ignore[call-arg]

@@ -81,6 +81,8 @@ class PixelShuffle(GatherScheme):
         True
     """
 
+    block_local = True  # block scrambling moves whole blocks; the shuffle and NP stay inside a block
+
     def __init__(
             self,
             block_size: int,
@@ -92,6 +94,8 @@ class PixelShuffle(GatherScheme):
         self.scramble = bool(scramble)
         self.shuffle = bool(shuffle)
         self.negative_positive = bool(negative_positive)
+
+    transforms_models = True
 
     def jpeg_aligned(self, subsampling: Subsampling) -> bool:
         if self.shuffle or self.negative_positive:
@@ -120,6 +124,52 @@ class PixelShuffle(GatherScheme):
             return blocks, a["negpos"].astype(bool).reshape(3, m, m).transpose(1, 2, 0)
 
         return block_plan(h, w, m, edit)
+
+    def transform_model(self, model: torch.nn.Module, key: Key, mean: float = 0.5, std: float = 0.5) -> torch.nn.Module:
+        """A copy of a timm ``VisionTransformer`` (patch size = block size, absolute position embeddings) whose
+        patch embedding reads the key's pixel shuffle and NP and whose position embedding follows its block
+        scrambling (:func:`transform_patch_embedding_affine`, :func:`transform_position_embedding`).
+
+        NP is absorbed for the model's input normalisation ``(v / 255 - mean) / std``, one ``mean`` and ``std`` for
+        every channel (the suite's: 0.5 and 0.5, :mod:`etcbench.data.transforms`), where it maps a normalised value
+        ``n`` to ``(1 - 2 mean) / std - n``.
+
+        Raises:
+            ValueError: one line naming what does not fit: another scheme's key, a model without a patch
+                embedding and absolute position embedding, a patch size other than the key's block size, or a
+                token grid other than the key's block grid.
+        """
+        import copy
+
+        import torch
+
+        self.check_key(key, *key.image_size)
+        proj = getattr(getattr(model, "patch_embed", None), "proj", None)
+        pos = getattr(model, "pos_embed", None)
+        if not isinstance(proj, torch.nn.Conv2d) or not isinstance(pos, torch.nn.Parameter):
+            raise ValueError(f"{type(model).__name__} is not a ViT with a convolutional patch embedding and absolute "
+                             "position embeddings (timm's VisionTransformer); pixel shuffling cannot be absorbed")
+        m = key.block_size
+        if tuple(proj.kernel_size) != (m, m) or tuple(proj.stride) != (m, m):
+            raise ValueError(f"the model's patches are {tuple(proj.kernel_size)} pixels; the key's blocks are "
+                             f"{m}x{m} (the patch size must equal the block size)")
+        grid = tuple(getattr(model.patch_embed, "grid_size", ()))
+        blocks = (key.image_size[0] // m, key.image_size[1] // m)
+        if grid != blocks:
+            raise ValueError(f"the model reads a {grid} token grid; the key's {key.image_size[0]}x{key.image_size[1]} "
+                             f"images have a {blocks} block grid")
+        prefix = 0 if getattr(model, "no_embed_class", False) else int(getattr(model, "num_prefix_tokens", 1))
+        out = copy.deepcopy(model)
+        offset = (1 - 2 * mean) / std
+        if proj.bias is None and offset and key.arrays["negpos"].any():
+            raise ValueError("the model's patch embedding has no bias to absorb the key's negative-positive step")
+        with torch.no_grad():
+            weight, bias = transform_patch_embedding_affine(proj.weight, proj.bias, key, offset)
+            out.patch_embed.proj.weight.copy_(weight)
+            if out.patch_embed.proj.bias is not None:
+                out.patch_embed.proj.bias.copy_(bias)
+            out.pos_embed.copy_(transform_position_embedding(pos, key, prefix))
+        return out
 
 
 # model transformation ----------------------------------------------------------------------------------------

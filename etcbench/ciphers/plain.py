@@ -15,6 +15,8 @@ from .registry import register_scheme
 class Plain(GatherScheme):
     """No encryption. Its key has no arrays; encrypt and decrypt return a copy of the input."""
 
+    block_local = True  # nothing moves
+
     def jpeg_aligned(self, subsampling: str) -> bool:
         return True  # nothing is moved, so nothing can straddle a JPEG coding unit
 

@@ -19,7 +19,8 @@ import yaml
 
 from ..errors import EtcbenchError
 from ..io import all_or_nothing, atomic_write, load_npz, read_json
-from . import figures, tables
+from ..labels import jpeg_variant, transformed_label
+from . import arms, figures, tables
 from .confusion import confusion_from_predictions
 
 __all__ = ["build_report"]
@@ -114,8 +115,10 @@ def build_report(
     for t in trainings:
         rec, count = t.get("record", {}), t.get("train", {}).get("parameters")
         if count is not None and all(k in rec for k in (*_SETTING, "model")):
-            parameters.setdefault((rec["dataset"], int(rec["image_size"]), int(rec["block_size"]), rec["model"]),
-                                  []).append(int(count))
+            setting = (rec["dataset"], int(rec["image_size"]), int(rec["block_size"]))
+            parameters.setdefault((*setting, rec["model"]), []).append(int(count))
+            if rec.get("scheme") == "plain":  # a transformed plain model has its original's parameters
+                parameters.setdefault((*setting, transformed_label(rec["model"])), []).append(int(count))
     figs = _Figures(workers)
     with all_or_nothing() as written:
         acc, comp, mismatch = _build(accuracy, compression, out_dir, examples or [], num_examples,
@@ -157,6 +160,14 @@ def _build(accuracy: list[Path], compression: list[Path], out_dir: Path, example
     mismatch = tables.key_mismatch_table([r for e in evaluations for r in e.get("key_mismatch", [])])
     tables.write_table(mismatch, out_dir / "key_mismatch",
                        "Top-1 with the model's own key, another key of its scheme, and no encryption")
+    transformation = [t for e in evaluations for t in e.get("transformation", [])]
+    if transformation:
+        table = arms.transformation_table(transformation, acc, mismatch)
+        tables.write_table(table, out_dir / "model_transformation", arms.transformation_caption(table),
+                           split_by=_SETTING)
+    if acc["model"].map(jpeg_variant).notna().any():
+        table = arms.jpeg_training_table(acc)
+        tables.write_table(table, out_dir / "jpeg_training", arms.jpeg_training_caption(table), split_by=_SETTING)
     fig_dir = out_dir / "figures"
     figs.add(figures.plot_top1_by_model_scheme, acc, stem=fig_dir / "top1_by_model_scheme")
     figs.add(figures.plot_top1_vs_quality, acc, stem=fig_dir / "top1_vs_jpeg_quality")

@@ -52,15 +52,21 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     seeds = len(cfg.get("seeds", [0]))
     jpeg = cfg.get("jpeg", {})
     subsampling = len(jpeg.get("subsampling", ["444", "420"]))
-    runs = evaluations = keys = other_keys = variants = attacks = leaks = 0
+    runs = jpeg_runs = evaluations = keys = other_keys = variants = attacks = leaks = 0
     for setting in cfg["grid"]:
         schemes = setting["schemes"]
         runs += sum(len(models) for models in schemes.values()) * seeds
-        # one evaluation job per trained scheme and seed, for all its models
-        evaluations += sum(1 for models in schemes.values() if models) * seeds
+        # the JPEG-trained arms: one training each; the transformation arm: pixel shuffling (the one scheme with a
+        # model transformation) evaluates the transformed plain model
+        jpeg_trained = setting.get("jpeg_trained", {})
+        jpeg_runs += sum(len(models) for models in jpeg_trained.values()) * seeds
+        evaluated = {s for s, models in schemes.items() if models or s in jpeg_trained}
+        evaluated |= {"pixel-shuffle"} & set(schemes) if setting.get("transform") else set()
+        # one evaluation job per evaluated scheme and seed, for all its models
+        evaluations += len(evaluated) * seeds
         keys += len(set(schemes) | {"plain"})  # plain is the PSNR reference of every setting
-        # the "other" key of every scheme with a trained model (plain has no key material)
-        other_keys += sum(1 for s, models in schemes.items() if models and s != "plain")
+        # the "other" key of every evaluated scheme (plain has no key material)
+        other_keys += len(evaluated - {"plain"})
         # one JPEG job per (scheme, chroma subsampling), coding every quality
         variants += sum(1 if s in PLANE_SUBSAMPLING else subsampling for s in schemes)
         # an attack by name runs on every scheme of its setting (fr, which every config lists, applies to all);
@@ -73,7 +79,8 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
             leaks += sum(1 for s, models in schemes.items() if s != "plain" and "vit" in models) * seeds
     # one stored test set per setting (the plain one); the examples of the main setting's encrypted schemes only
     examples = len(set(cfg["grid"][0]["schemes"]) - {"plain"})
-    return {"train_model": runs, "evaluate_scheme": evaluations, "make_key": keys, "plain_test": len(cfg["grid"]),
+    return {"train_model": runs, "train_model_jpeg": jpeg_runs,
+            "evaluate_scheme": evaluations, "make_key": keys, "plain_test": len(cfg["grid"]),
             "encrypt_examples": examples, "encrypt_seed_test": 0,
             "make_other_key": other_keys, "encrypt_other_test": 0, "compress_jpeg": variants,
             "attack_scheme": attacks, "position_leak": leaks, "prepare_data": 1, "make_report": 1}
@@ -277,8 +284,11 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
             variants = [(None, "none")] + [(q, ss) for q in qualities
                                            for ss in ([PLANE_SUBSAMPLING[scheme]] if scheme in PLANE_SUBSAMPLING
                                                       else cfg["jpeg"]["subsampling"])]
+            # the arms: the JPEG-trained models by their label, the transformed plain ViT on pixel shuffling
+            arms = [f"{m}@q50-420" for m in setting.get("jpeg_trained", {}).get(scheme, [])]
+            arms += [f"{m}@transformed" for m in setting.get("transform", []) if scheme == "pixel-shuffle"]
             expected |= {(setting["image_size"], setting["block_size"], scheme, model, q, ss)
-                         for model in models for q, ss in variants}
+                         for model in [*models, *arms] for q, ss in variants}
     got = {(r.image_size, r.block_size, r.scheme, r.model, None if pd.isna(r.jpeg_quality) else int(r.jpeg_quality),
             r.subsampling) for r in acc.itertuples()}
     assert got == expected and len(acc) == len(expected)
@@ -312,8 +322,10 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
     attacked = cfg["grid"][0]
     first = att[att.block_size == attacked["block_size"]]
     pairs = cfg["attack"]["options"]["kpa"]["pairs"]
-    assert len(first) == len(attacked["schemes"]) * (len(attacked["attacks"]) + len(pairs))
-    assert set(first.attack) == {"none", *attacked["attacks"]} and att.ssim.between(-1, 1).all()
+    names = [name for item in attacked["attacks"] for name in item]  # {name: [schemes]} entries
+    targets = {s for item in attacked["attacks"] for schemes in item.values() for s in schemes}
+    assert len(first) == len(targets) * (len(names) + len(pairs)) and set(first.scheme) == targets
+    assert set(first.attack) == {"none", *names} and att.ssim.between(-1, 1).all()
     second = att[att.block_size == 4]
     assert sorted(zip(second.scheme, second.attack)) == [("le", "none"), ("le", "shared-key"),
                                                          ("pixel-shuffle", "none"), ("pixel-shuffle", "shared-key")]
@@ -354,8 +366,21 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
         assert (report / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (report / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
     for table in ("accuracy", "summary", "comparison", "schemes", "compression", "bd_rate", "key_mismatch", "attacks",
-                  "position_leak", "keys"):
+                  "position_leak", "keys", "model_transformation", "jpeg_training"):
         assert (report / f"{table}.tex").stat().st_size > 0 and (report / f"{table}.md").stat().st_size > 0
+    # the arms: the plain ViT transformed with the pixel-shuffling key equals the plain ViT on plain images, to float
+    # rounding, and is tested with a wrong key; the JPEG-trained ConvMixer sits next to the uncompressed-trained one
+    (transformed,) = pd.read_csv(report / "model_transformation.csv").to_dict("records")
+    plain_vit = acc[(acc.model == "vit") & (acc.scheme == "plain") & (acc.subsampling == "none")].top1.item()
+    assert transformed["equal_top1"] and transformed["transformed_top1"] == transformed["plain_top1"] == plain_vit
+    assert transformed["prediction_agreement"] == 1.0 and transformed["max_abs_logit_diff"] < 1e-3
+    assert (transformed["scheme"], transformed["model"]) == ("pixel-shuffle", "vit")
+    assert 0 <= transformed["wrong_key_top1"] <= 1 and transformed["chance"] == 0.1
+    (jpeg_arm,) = pd.read_csv(report / "jpeg_training.csv").to_dict("records")
+    assert (jpeg_arm["scheme"], jpeg_arm["model"], jpeg_arm["train_input"]) == ("etc", "convmixer", "JPEG q50 4:2:0")
+    arm_rows = acc[acc.model == "convmixer@q50-420"]
+    assert jpeg_arm["jpeg_arm_top1"] == arm_rows[(arm_rows.jpeg_quality == 50) & (arm_rows.subsampling == "420")
+                                                 ].top1.item()
     resolved = (report / "config.yaml").read_text()
     assert "train_size: 200" in resolved and "key_seed" not in resolved
     # keys stay private and only fingerprints reach results

@@ -80,9 +80,32 @@ def other_key(wildcards):
 
 
 def evaluated_models(wildcards):
-    """The model files of every model trained on this setting, scheme and seed: one evaluation job takes them all."""
+    """The model files of every model trained on this setting, scheme and seed, uncompressed and JPEG-trained arms:
+    one evaluation job takes them all."""
+    entry = SETTINGS[wildcards.setting]
+    models = list(entry["schemes"][wildcards.scheme])
+    models += [grid.jpeg_model_label(config, wildcards.scheme, m) for m in entry["jpeg_trained"].get(wildcards.scheme, [])]
     return [f"results/models/{wildcards.setting}/{wildcards.scheme}/{model}/seed{wildcards.seed}/model.pt"
-            for model in SETTINGS[wildcards.setting]["schemes"][wildcards.scheme]]
+            for model in models]
+
+
+TRANSFORM_ARMS = grid.transform_arms(config)
+
+
+def transformed_models(wildcards):
+    """The plain-trained models of this setting and seed that the evaluation transforms with the scheme's key (the
+    model-transformation arm)."""
+    return [f"results/models/{wildcards.setting}/plain/{model}/seed{wildcards.seed}/model.pt"
+            for setting, scheme, model in TRANSFORM_ARMS
+            if (setting, scheme) == (wildcards.setting, wildcards.scheme)]
+
+
+JPEG_ARM = grid.jpeg_arm(config)
+
+
+def jpeg_arm_json(wildcards):
+    """The JPEG-trained arm's settings (train.jpeg) as JSON, at the quality and subsampling its path names."""
+    return as_json({**JPEG_ARM.to_dict(), "quality": int(wildcards.quality), "subsampling": wildcards.subsampling})
 
 
 ATTACK_RUNS = {(setting, scheme): names for setting, scheme, names in grid.attack_runs(config)}
@@ -168,10 +191,12 @@ def key_records():
 
 
 def training_metrics():
-    """The training record (metrics.json, with the per-epoch history) of every trained model, seed by seed, for the
-    report's training curves: the same cells as accuracy_records()."""
+    """The training record (metrics.json, with the per-epoch history) of every trained model, uncompressed and
+    JPEG-trained, seed by seed, for the report's training curves."""
+    models = grid.train_cells(config) + [(setting, scheme, grid.jpeg_model_label(config, scheme, model))
+                                         for setting, scheme, model in grid.jpeg_trained_cells(config)]
     return [f"results/models/{setting}/{scheme}/{model}/seed{seed}/metrics.json"
-            for setting, scheme, model in grid.train_cells(config) for seed in config["seeds"]]
+            for setting, scheme, model in models for seed in config["seeds"]]
 
 
 def example_files():
@@ -185,6 +210,8 @@ REPORT_TABLES = (
     ["accuracy", "summary", "comparison", "schemes", "compression", "bd_rate", "key_mismatch", "keys"]
     + (["attacks"] if attack_runs() else [])
     + (["position_leak"] if position_leak_records() else [])
+    + (["model_transformation"] if TRANSFORM_ARMS else [])
+    + (["jpeg_training"] if grid.jpeg_trained_cells(config) else [])
 )
 REPORT_FIGURES = (
     ["top1_by_model_scheme", "top1_vs_jpeg_quality", "jpeg_bpp_psnr", "examples", "training_curves",

@@ -112,6 +112,11 @@ rule make_report:
         ]
         if position_leak_records()
         else [],
+        arm_files=[
+            report(f"results/report/{name}.csv", caption=f"../report/{name}.rst", category="Accuracy")
+            for name in ("model_transformation", "jpeg_training")
+            if name in REPORT_TABLES
+        ],
         pdfs=expand("results/report/figures/{figure}.pdf", figure=REPORT_FIGURES),
         config="results/report/config.yaml",
     params:

@@ -32,3 +32,41 @@ rule train_model:
         "--interpolation {params.interpolation} --dataset {params.dataset} --device {params.device} {params.runtime} "
         "--threads {threads} --state-dir {params.state} "
         "--out-model {output.model} --out-metrics {output.metrics} 2> {log}"
+
+
+# the JPEG-trained arms (a setting's jpeg_trained, train.jpeg): the training, validation and test images are
+# encrypted once with the key, JPEG-coded and decoded in the job (what the cloud receives), and the model trains on
+# them with ciphertext-domain augmentation; its folder is the model's label, e.g. vit@q50-420
+rule train_model_jpeg:
+    input:
+        data=DATA,
+        key=own_key,
+        plain=plain_test,
+    output:
+        model="results/models/{setting}/{scheme}/{model}@q{quality}-{subsampling}/seed{seed}/model.pt",
+        metrics="results/models/{setting}/{scheme}/{model}@q{quality}-{subsampling}/seed{seed}/metrics.json",
+    params:
+        interpolation=config["dataset"]["interpolation"],
+        options=model_options,
+        recipe=train_recipe,
+        arm=jpeg_arm_json,
+        pretrained=pretrained,
+        device=config["device"],
+        runtime=f"--channels-last {config['channels_last']}" + (" --compile" if config["compile"] else ""),
+        dataset=DATASET,
+        state="results/state/{setting}/{scheme}/{model}@q{quality}-{subsampling}/seed{seed}",
+    threads: 8
+    priority: 2
+    log:
+        "results/logs/train_model_jpeg/{setting}-{scheme}-{model}@q{quality}-{subsampling}-seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train_model_jpeg/{setting}-{scheme}-{model}@q{quality}-{subsampling}-seed{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m etcbench train --data {input.data} --key {input.key} --plain-test {input.plain} "
+        "--model {wildcards.model} --model-options {params.options:q} --recipe {params.recipe:q} "
+        "--train-jpeg {params.arm:q} --pretrained {params.pretrained:q} --seed {wildcards.seed} "
+        "--interpolation {params.interpolation} --dataset {params.dataset} --device {params.device} {params.runtime} "
+        "--threads {threads} --state-dir {params.state} "
+        "--out-model {output.model} --out-metrics {output.metrics} 2> {log}"
