@@ -163,11 +163,8 @@ def _transformed_models(files: list[Path], key_path: Path, dev: torch.device,
             raise EtcbenchError(f"{path} is a {record['scheme']!r} model at {record['image_size']} px, block "
                                 f"{record['block_size']}; the transformation takes a plain model of the key's "
                                 f"{key.image_size[0]} px, block {key.block_size}")
-        for _, _, other in trained[:1]:
-            cell = ("dataset", "seed")
-            if any(other["record"][k] != record[k] for k in cell):
-                raise EtcbenchError(f"{path} is not of the dataset and seed of the trained models it is evaluated "
-                                    "with")
+        if trained and any(trained[0][2]["record"][k] != record[k] for k in ("dataset", "seed")):
+            raise EtcbenchError(f"{path} is not of the dataset and seed of the trained models it is evaluated with")
         if record["model"] in seen:
             raise EtcbenchError(f"{path}: plain model {record['model']!r} is given twice")
         seen.add(record["model"])
