@@ -9,6 +9,12 @@ a selected test needs, directly or through other fixtures, is started in a proce
 that selects none of those tests starts none of them; a fixture asked for a run that was not started early starts it
 then. The modules that read such a run go last (:func:`readers_last`), so that the other tests run while it works.
 Whatever still runs when the session ends is killed (:func:`stop_all`).
+
+Under pytest-xdist (``tests/conftest.py`` runs the session in one worker per core), the runs start in one worker
+only, :data:`STARTER`, and every test that reads a run, or uses a fixture that must live in the process that started
+them (:func:`same_process`: the SLURM cluster), carries the ``xdist_group`` :data:`GROUP` (:func:`pin`), which the
+session's scheduler hands to that worker once its runs have ended (:func:`finished_flag`), or when nothing else is
+left; until then that worker runs other tests, as the single process of a session without xdist does.
 """
 
 from __future__ import annotations
@@ -83,6 +89,13 @@ Builder = Callable[[pytest.TempPathFactory], "Run | None"]
 _BUILDERS: dict[str, Builder] = {}
 _RUNS: dict[str, Run | None] = {}
 _CLEANUPS: list[Callable[[], None]] = []
+# fixtures whose tests must run in the process that started the runs (they share its state, not only its files)
+_SAME_PROCESS: set[str] = set()
+
+# the xdist_group of the tests that read a run, and the worker that starts the runs and runs that group
+GROUP = "background-runs"
+STARTER = "gw0"
+_FLAG = "background-runs-finished"
 
 
 def register(fixture: str, builder: Builder) -> None:
@@ -93,6 +106,46 @@ def register(fixture: str, builder: Builder) -> None:
 def on_session_end(cleanup: Callable[[], None]) -> None:
     """Call ``cleanup`` when the session ends (after the runs are stopped), whatever happened."""
     _CLEANUPS.append(cleanup)
+
+
+def same_process(fixture: str) -> None:
+    """Run every test using the fixture named ``fixture`` in the process that starts the runs (under xdist, the
+    worker :data:`STARTER`): the fixture holds state of that process, such as the SLURM cluster the SLURM run uses."""
+    _SAME_PROCESS.add(fixture)
+
+
+def pinned(item: pytest.Item) -> bool:
+    """Whether ``item`` reads a registered run or uses a :func:`same_process` fixture."""
+    return bool(set(getattr(item, "fixturenames", ())) & (_BUILDERS.keys() | _SAME_PROCESS))
+
+
+def pin(items: list[pytest.Item]) -> None:
+    """Mark the :func:`pinned` items with ``xdist_group(GROUP)`` (read by ``--dist loadgroup``; no effect without
+    xdist)."""
+    for item in items:
+        if pinned(item):
+            item.add_marker(pytest.mark.xdist_group(GROUP))
+
+
+def worker() -> str | None:
+    """This process's xdist worker id, None in a session without xdist (or in xdist's controller)."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def starts_runs(config: pytest.Config) -> bool:
+    """Whether this process starts the runs early: the only process of a session without xdist, or the worker
+    :data:`STARTER` of one that groups the tests (``--dist loadgroup``, which ``tests/conftest.py`` selects). Any other
+    process starts a run only if one of its tests asks for it (:func:`run`)."""
+    name = worker()
+    return name is None or (name == STARTER and bool(config.getvalue("loadgroup")))
+
+
+def finished_flag(config: pytest.Config) -> Path:
+    """The file :data:`STARTER` creates once its runs have ended, in the session's base temporary folder (the folder
+    of the workers' own base folders), where xdist's controller and the other workers look for it."""
+    if worker() is not None:
+        return Path(config.option.basetemp).parent / _FLAG
+    return config._tmp_path_factory.getbasetemp() / _FLAG
 
 
 def readers_last(items: list[pytest.Item]) -> None:
@@ -106,7 +159,7 @@ def readers_last(items: list[pytest.Item]) -> None:
 
 def start_needed(session: pytest.Session) -> None:
     """Start the registered runs that the selected tests need (``item.fixturenames`` is the closure of fixtures)."""
-    if session.config.option.collectonly:
+    if session.config.option.collectonly or not starts_runs(session.config):
         return
     needed = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     for name in _BUILDERS:
@@ -128,13 +181,19 @@ def all_finished() -> bool:
     return all(finished)
 
 
-def timeline(since: float) -> list[str]:
-    """One line per run started: when it started and ended, in seconds from ``since`` (``time.monotonic()``)."""
+def records() -> list[tuple[str, float, float | None]]:
+    """(fixture, start, end or None) of each run started, in ``time.monotonic()`` seconds (one clock for all the
+    processes of the machine, so that xdist's controller can print another process's :func:`timeline`)."""
+    return [(name, r.started, r.ended) for name, r in _RUNS.items() if r is not None and r.proc is not None]
+
+
+def timeline(since: float, runs: list[tuple[str, float, float | None]] | None = None) -> list[str]:
+    """One line per run started (``runs``: :func:`records` of this process by default): when it started and ended,
+    in seconds from ``since`` (``time.monotonic()``)."""
     lines = []
-    for name, r in _RUNS.items():
-        if r is not None and r.proc is not None:
-            end = f"{r.ended - since:.0f} s" if r.ended is not None else "still running"
-            lines.append(f"{name}: started at {r.started - since:.0f} s, seen ended at {end}")
+    for name, started, ended in records() if runs is None else runs:
+        end = f"{ended - since:.0f} s" if ended is not None else "still running"
+        lines.append(f"{name}: started at {started - since:.0f} s, seen ended at {end}")
     return lines
 
 

@@ -116,7 +116,9 @@ def test_the_lab_gan_moves_towards_the_identity_on_plain_cifar(cifar_archive):
     """The lab's GAN has no pixel loss: only the block-local generator and the discriminator's view of whole
     windows tie its output to its input. On plain CIFAR-10 at the lab's scale (32 px, M = 4) a short unpaired
     training still moves it from noise to a near-identity map. It plateaus near 0.73 below the report's control
-    of 0.8 (measured: 0.73 at 1,250 steps), which is why the default run flags it as under-trained."""
+    of 0.8 (measured: 0.73 at 1,250 steps), which is why the default run flags it as under-trained. Measured here
+    (seed 0, one thread): SSIM 0.39 after 8 epochs, 0.46 after 12, 0.55 after 16, 0.59 after 20 (260 steps), so 20
+    epochs clear the 0.5 bar with room while an attack that does not learn stays below it."""
     from etcbench.data.cifar import read_archive
 
     data = read_archive(cifar_archive)
@@ -125,7 +127,7 @@ def test_the_lab_gan_moves_towards_the_identity_on_plain_cifar(cifar_archive):
     untrained = attacks.create("gan", block_size=4, epochs=1, **options)
     untrained.fit(train[:16], train[200:216], seed=0)  # one step: the generator is still close to its start
     before = ssim_per_image(test, untrained.reconstruct(test).images).mean()
-    attack = attacks.create("gan", block_size=4, epochs=30, **options)
+    attack = attacks.create("gan", block_size=4, epochs=20, **options)
     attack.fit(train[:200], train[200:], seed=0)  # plain images and unrelated "ciphertexts" (the plain scheme)
     after = ssim_per_image(test, attack.reconstruct(test).images).mean()
     assert before < 0.3 and after > 0.5, (before, after)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from background_runs import Run, on_session_end, register
+from background_runs import Run, on_session_end, register, same_process
 from background_runs import run as background_run
 from offline_archive import shared_archive
 from slurm_local import DEFAULT_CONF, LocalSlurm, _pid, unavailable_reason
@@ -68,6 +68,10 @@ def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Local
                 cluster.stop()
                 _CLUSTER["cluster"] = ("fail", f"the local SLURM cluster did not start: {exc}")
     return _CLUSTER["cluster"]
+
+
+# its tests run where the cluster was started: in the process that starts the background runs
+same_process("slurm_cluster")
 
 
 @pytest.fixture(scope="module")
