@@ -53,11 +53,20 @@ def test_model_option_defaults_name_the_registered_default_arch(schema):
 
 
 def test_recipe_names_are_the_registered_models_and_schemes(schema):
+    """Recipe names: default, a model, or model/scheme; beside them the JPEG-trained arms' entry (train.jpeg)."""
     pattern = schema["train"]["propertyNames"]["pattern"]
-    m = re.fullmatch(r"\^\(default\|\(([^()]+)\)\(/\(([^()]+)\)\)\?\)\$", pattern)
+    m = re.fullmatch(r"\^\(jpeg\|default\|\(([^()]+)\)\(/\(([^()]+)\)\)\?\)\$", pattern)
     assert m, pattern
     assert sorted(m[1].split("|")) == MODELS
     assert sorted(m[2].split("|")) == SCHEMES
+    assert list(schema["train"]["properties"]) == ["jpeg"]
+
+
+def test_arm_names_are_registered_models_and_schemes(schema):
+    setting = schema["grid"]["items"]["properties"]
+    assert sorted(setting["jpeg_trained"]["propertyNames"]["enum"]) == SCHEMES
+    assert sorted(setting["jpeg_trained"]["additionalProperties"]["items"]["enum"]) == MODELS
+    assert setting["transform"]["items"]["enum"] == ["vit"]  # the one model a scheme's transformation reads
 
 
 @pytest.mark.parametrize("kind", ["ciphers", "attacks"])
