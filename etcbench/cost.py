@@ -168,11 +168,12 @@ def dag_jobs(config: Mapping[str, Any], master_exists: bool | None = None) -> li
             jobs.append(Job("encrypt_examples", dict(key_job.wildcards), [data, key_job.outputs[0]],
                             [f"{folder}/examples.npz"], f"encrypt_examples/{sid}-{scheme}.tsv"))
     qualities = config["jpeg"]["qualities"]
+    evaluated = set(evaluated_cells(config))
     for entry in config["grid"]:
         sid = setting_id(entry)
-        for scheme, models in entry["schemes"].items():
+        for scheme in entry["schemes"]:
             seeds: list[Any] = [None]
-            if scheme != "plain" and models:  # key_per_seed: each training seed's own JPEG sets, for its evaluation
+            if scheme != "plain" and (sid, scheme) in evaluated:  # key_per_seed: a seed's own JPEG sets
                 seeds += [s for s in config["seeds"] if seed_key_tag(config, scheme, s)]
             for seed in seeds:
                 tag = seed_key_tag(config, scheme, seed) if seed is not None else ""

@@ -114,8 +114,11 @@ def test_key_per_seed_gives_every_training_seed_its_own_keys_and_jpeg_versions(t
     assert res.returncode == 0, res.stderr[-2000:]
     counts = job_counts(res.stdout)
     cfg = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
+    # every evaluated scheme: a trained model, or an arm (pixel shuffling of s32-m8 evaluates the transformed ViT)
     trained = [(g["image_size"], g["block_size"], s) for g in cfg["grid"] for s, m in g["schemes"].items()
-               if m and s != "plain"]
+               if (m or s in g.get("jpeg_trained", {}) or (s == "pixel-shuffle" and g.get("transform")))
+               and s != "plain"]
+    assert (32, 8, "pixel-shuffle") in trained
     variants = sum(1 if s in PLANE_SUBSAMPLING else 2 for _, _, s in trained)
     assert counts["make_seed_key"] == counts["make_seed_other_key"] == 2 * len(trained)
     # no test set per seed: the stages encrypt the plain one with the seed's keys themselves
@@ -125,10 +128,13 @@ def test_key_per_seed_gives_every_training_seed_its_own_keys_and_jpeg_versions(t
     for size, block, scheme in trained:
         base = f"s{size}-m{block}"
         for seed in (0, 1):
-            train = next(line for line in res.stdout.splitlines() if "etcbench train" in line
-                         and f"models/{base}/{scheme}/" in line and f"seed{seed}/model.pt" in line)
-            assert f"--key results/keys/{base}/{scheme}.seed{seed}.key.npz" in train
-            assert f"--plain-test results/encrypted/{base}/plain/test.npz" in train
+            # every training of the scheme (none for the transformed ViT's pixel shuffling) with the seed's key
+            trains = [line for line in res.stdout.splitlines() if "etcbench train" in line
+                      and f"models/{base}/{scheme}/" in line and f"seed{seed}/model.pt" in line]
+            assert trains or scheme == "pixel-shuffle"
+            for train in trains:
+                assert f"--key results/keys/{base}/{scheme}.seed{seed}.key.npz" in train
+                assert f"--plain-test results/encrypted/{base}/plain/test.npz" in train
             evaluate = next(line for line in res.stdout.splitlines() if "etcbench evaluate" in line
                             and f"eval/{base}/{scheme}/seed{seed}.json" in line)
             assert f"results/jpeg/{base}/{scheme}/seed{seed}/q50-" in evaluate
@@ -307,7 +313,8 @@ def test_smoke_run_produces_the_report(smoke_run, cifar_archive):
     # Bjontegaard deltas against plain JPEG of the same setting and subsampling (the 4-px setting has no plain)
     bd = pd.read_csv(report / "bd_rate.csv", dtype={"subsampling": str})
     assert sorted(zip(bd.scheme, bd.subsampling)) == [("etc", "420"), ("etc", "444"), ("etc-gray", "420"),
-                                                      ("pe", "420"), ("pe", "444")]
+                                                      ("pe", "420"), ("pe", "444"), ("pixel-shuffle", "420"),
+                                                      ("pixel-shuffle", "444")]
     assert (bd.block_size == 8).all() and (bd.anchor == "plain").all() and (bd.n_points == len(qualities)).all()
     # EtC's 8-px blocks fit the 4:4:4 grid: about plain's rate (2 % measured on 100 CIFAR-10 images)
     assert abs(bd.set_index(["scheme", "subsampling"]).bd_rate_payload_pct["etc", "444"]) < 20

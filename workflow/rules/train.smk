@@ -36,7 +36,7 @@ rule train_model:
 
 # the JPEG-trained arms (a setting's jpeg_trained, train.jpeg): the training, validation and test images are
 # encrypted once with the key, JPEG-coded and decoded in the job (what the cloud receives), and the model trains on
-# them with ciphertext-domain augmentation; its folder is the model's label, e.g. vit@q50-420
+# them with ciphertext-domain augmentation; its folder is the model's label, <model>@q<quality>-<subsampling>
 rule train_model_jpeg:
     input:
         data=DATA,
