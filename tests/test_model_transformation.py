@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from etcbench import ciphers
 from etcbench.data.transforms import normalize, to_nchw
 from etcbench.errors import EtcbenchError
-from etcbench.evaluate import evaluate_models, save_trained_model
-from etcbench.io import save_npz
+from etcbench.evaluate import evaluate_models, predict_arrays, save_trained_model
+from etcbench.io import load_npz, save_npz
 from etcbench.labels import transformed_label
 from etcbench.models import build_model
 from etcbench.report import arms, tables
@@ -96,7 +96,7 @@ def arm(tmp_path, vit):
     return tmp_path
 
 
-def test_the_evaluation_runs_the_transformed_model_and_records_how_exactly_it_matches(arm):
+def test_the_evaluation_runs_the_transformed_model_and_records_how_exactly_it_matches(arm, vit):
     result = evaluate_models([], arm / "own.key.npz", arm / "plain.npz", arm / "eval.json",
                              other_key=arm / "other.key.npz", batch_size=16, device="cpu",
                              transform_files=[arm / "plain-vit.pt"])
@@ -106,6 +106,11 @@ def test_the_evaluation_runs_the_transformed_model_and_records_how_exactly_it_ma
     assert t["max_abs_logit_diff"] < 1e-4 and t["n_test"] == 40
     (own,) = result["records"]
     assert own["model"] == "vit@transformed" and own["top1"] == t["transformed_top1"]
+    # its own-key record and predictions (taken from the comparison's pass) are the plain model's on plain images
+    data = load_npz(arm / "plain.npz")
+    top1, loss, predicted = predict_arrays(vit, data["x"], data["y"], torch.device("cpu"), 16)
+    (pred,) = result["predictions"]
+    assert pred["predicted"] == predicted.tolist() and own["top1"] == top1 and own["loss"] == pytest.approx(loss)
     assert {(r["test_key"], r["model"]) for r in result["key_mismatch"]} == {
         ("own", "vit@transformed"), ("other", "vit@transformed"), ("none", "vit@transformed")}
     # the report's table: the plain model's top-1 equals the transformed one's; the wrong key's row is read
