@@ -103,9 +103,11 @@ def transformed_models(wildcards):
 JPEG_ARM = grid.jpeg_arm(config)
 
 
-def jpeg_arm_json(wildcards):
-    """The JPEG-trained arm's settings (train.jpeg) as JSON, at the quality and subsampling its path names."""
-    return as_json({**JPEG_ARM.to_dict(), "quality": int(wildcards.quality), "subsampling": wildcards.subsampling})
+def jpeg_arm_arg(wildcards):
+    """The JPEG-trained arm's settings (train.jpeg) as the train command's --train-jpeg, at the quality and
+    subsampling its path names."""
+    arm = {**JPEG_ARM.to_dict(), "quality": int(wildcards.quality), "subsampling": wildcards.subsampling}
+    return f"--train-jpeg {shlex.quote(as_json(arm))}"
 
 
 ATTACK_RUNS = {(setting, scheme): names for setting, scheme, names in grid.attack_runs(config)}
