@@ -21,14 +21,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .data.block_safety import AUGMENTS
+from .data import block_safety
 from .errors import EtcbenchError
 
-__all__ = ["AUGMENTS", "CIPHERTEXT_AUGMENTS", "JPEG_ARM", "JpegArm", "OPTIMIZERS", "Recipe", "SCHEDULES",
+__all__ = ["AUGMENTS", "JPEG_ARM", "JpegArm", "OPTIMIZERS", "Recipe", "SCHEDULES",
            "recipe_for", "recipe_name_for"]
 
 JPEG_ARM = "jpeg"  # the train: entry of the JPEG-trained arms (not a recipe)
-CIPHERTEXT_AUGMENTS = AUGMENTS  # the block-safe augmentations of the JPEG-trained arms (etcbench.data.block_safety)
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "multistep", "onecycle")
 AUGMENTS = ("none", "flip", "crop_flip", "random_resized_crop")
@@ -168,8 +167,9 @@ class Recipe:
 class JpegArm:
     """How a JPEG-trained arm's images reach the cloud (``train.jpeg``): every image encrypted once with the key,
     JPEG-coded at ``quality`` and ``subsampling`` (a grayscale-plane scheme at its plane's own, see
-    :meth:`variant`) and decoded; ``augment`` (of :data:`CIPHERTEXT_AUGMENTS`, with Beta(``alpha``, ``alpha``)
-    mixing weights) is done on the decoded ciphertexts, in place of the recipe's plain-image augmentation.
+    :meth:`variant`) and decoded; ``augment`` (of :data:`etcbench.data.block_safety.AUGMENTS`, with
+    Beta(``alpha``, ``alpha``) mixing weights) is done on the decoded ciphertexts, in place of the recipe's
+    plain-image augmentation.
 
     >>> JpegArm(quality=50).variant(None), JpegArm(quality=50, subsampling="444").variant("420")
     ('q50-420', 'q50-420')
@@ -184,8 +184,8 @@ class JpegArm:
         if not 1 <= self.quality <= 100 or self.subsampling not in ("444", "420"):
             raise EtcbenchError(f"train.jpeg: quality must be 1..100 and subsampling 444 or 420, got {self.quality} "
                                 f"and {self.subsampling!r}")
-        if self.augment not in CIPHERTEXT_AUGMENTS or not self.alpha > 0:
-            raise EtcbenchError(f"train.jpeg: augment must be one of {', '.join(CIPHERTEXT_AUGMENTS)} and alpha "
+        if self.augment not in block_safety.AUGMENTS or not self.alpha > 0:
+            raise EtcbenchError(f"train.jpeg: augment must be one of {', '.join(block_safety.AUGMENTS)} and alpha "
                                 f"positive, got {self.augment!r} and {self.alpha}")
 
     @classmethod
