@@ -54,8 +54,8 @@ from .registry import register_scheme
 __all__ = ["PE", "PEFixed", "apply_pixel_keys", "apply_pixel_states"]
 
 _INVERSE_PERMS = np.argsort(CHANNEL_PERMS, axis=1)  # code -> inverse permutation
-_CHUNK = 256  # images whose per-image keys are drawn at once (bounds the key memory: 8 bytes per pixel)
-_NUMPY_CHUNK = 16  # on numpy: images per thread-pool task, whose temporaries stay in cache
+_CHUNK = 256  # on a GPU: images whose per-image keys are drawn at once (bounds the key memory: 8 bytes per pixel)
+_HOST_CHUNK = 16  # on the CPU (numpy or torch): images per thread-pool task, whose temporaries stay in cache
 
 
 def _check_size(image_size: tuple[int, int]) -> tuple[int, int]:
@@ -95,12 +95,14 @@ def apply_pixel_keys(x: Any, negpos: Any, codes: Any, inverse: bool) -> Any:
 
 
 def _where(cond: Any, a: Any, b: Any) -> Any:
-    """``where(cond, a, b)``; on integer arrays by bit masks (``b ^ ((a ^ b) & -cond)``: numpy's ``where`` on
-    uint8 arrays is several times slower)."""
+    """``where(cond, a, b)``; on integer arrays by bit masks (``b ^ ((a ^ b) & -cond)``: numpy's and torch's
+    ``where`` on uint8 arrays are several times slower)."""
     if is_torch(cond):
         import torch
 
-        return torch.where(cond, a, b)
+        if a.dtype.is_floating_point or b.dtype.is_floating_point:
+            return torch.where(cond, a, b)
+        return b ^ ((a ^ b) & (0 - cond.view(torch.uint8)).to(b.dtype))
     if a.dtype.kind in "ui" and b.dtype.kind in "ui":
         return b ^ ((a ^ b) & (0 - cond.view(np.uint8)).astype(b.dtype, copy=False))
     return np.where(cond, a, b)
@@ -229,7 +231,8 @@ class PE(_Pixelwise, Scheme):
         self.check_key(key, h, w)
         x = x if batched else x[None]
         y = x.new_empty(x.shape) if is_torch(x) else np.empty_like(x)
-        chunk = _CHUNK if is_torch(x) else _NUMPY_CHUNK
+        on_host = not is_torch(x) or x.device.type == "cpu"
+        chunk = _HOST_CHUNK if on_host else _CHUNK
 
         def run(start: int) -> None:  # a chunk's keys drawn, then applied, each vectorised over the chunk
             part = x[start:start + chunk]
@@ -241,10 +244,10 @@ class PE(_Pixelwise, Scheme):
             y[start:start + chunk] = apply_pixel_states(part, bits, codes, inverse)
 
         starts = range(0, x.shape[0], chunk)
-        if is_torch(x) or len(starts) == 1:  # torch parallelises each operation itself
+        if not on_host or len(starts) == 1:  # a device runs each operation over the whole chunk itself
             for start in starts:
                 run(start)
-        else:  # numpy releases the GIL in every step: cache-sized chunks on the thread pool
+        else:  # numpy and torch release the GIL in every step: cache-sized chunks on the thread pool
             list(thread_pool().map(run, starts))
         return y if batched else y[0]
 
