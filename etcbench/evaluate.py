@@ -267,6 +267,7 @@ def evaluate_models(model_files: list[Path] | tuple[Path, ...], key_path: Path, 
     compared = {id(model): _transformation_record(plain_model, model, ckpt, test.plain, test.x, test.y, dev,
                                                   batch_size) for _, plain_model, model, ckpt in transformed}
     transformation = [summary for summary, _ in compared.values()]
+    del transformed  # the plain originals are not needed after the comparison: free them before the JPEG sets
     for t in transformation:
         log.info("%s transformed with the %s key: top-1 %.4f on encrypted images, %.4f for the plain model on plain "
                  "images; predictions agree on %.4f, logits differ by at most %.3g", t["plain_model"], t["scheme"],
@@ -314,7 +315,7 @@ def evaluate_models(model_files: list[Path] | tuple[Path, ...], key_path: Path, 
             mismatch.append({**_mismatch_base(base), "test_key": test_key, "top1": top1})
             log.info("%s/%s test key %s: top-1 %.4f", base["model"], base["scheme"], test_key, top1)
     result = {"records": records, "key_mismatch": mismatch, "predictions": predictions,
-              **({"transformation": transformation} if transformed else {}),
+              **({"transformation": transformation} if transformation else {}),
               "manifest": manifest("evaluate", started, time.time(), dev)}
     write_json(out, result)
     return result

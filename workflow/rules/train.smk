@@ -35,7 +35,6 @@ rule train_model:
         "--out-model {output.model} --out-metrics {output.metrics} 2> {log}"
 
 
-
 # the JPEG-trained arms (a setting's jpeg_trained, train.jpeg): the training, validation and test images are
 # encrypted once with the key, JPEG-coded and decoded in the job (what the cloud receives), and the model trains on
 # them with ciphertext-domain augmentation; its folder is the model's label, <model>@q<quality>-<subsampling>
